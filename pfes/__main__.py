@@ -1,0 +1,3 @@
+from pfes.cli import main
+
+raise SystemExit(main())

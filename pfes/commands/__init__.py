@@ -1,0 +1,1 @@
+"""Subcommands of the ``pfes`` CLI, one module each (see ``pfes.cli``)."""
