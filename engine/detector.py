@@ -1,0 +1,204 @@
+"""Online peak detector: a per-frame intensity curve in, expression instances out.
+
+The offline multi-threshold search of method.md becomes a streaming detector with hysteresis,
+run per track:
+
+* a *run* starts at the first frame with intensity above ``close_threshold`` and becomes an
+  instance candidate once some frame in it rises above ``open_threshold``;
+* it closes at the first frame below ``close_threshold`` (or on an invalid frame, or at
+  ``flush()``); onset / offset are the first / last frame of the run, apex its argmax;
+* the instance is classified macro or micro by the apex branch, read either at the apex frame
+  or at the closing frame (``classify_at``), with the duration limits of each class;
+* its score is the causal version of the outer-inner contrast: mean intensity inside the run
+  minus mean intensity in a band before the onset (``band_ratio`` x duration), plus 0.2 x the
+  chosen class probability.
+
+Verbs: ``push(frame, intensity, apex_scores, valid)`` returns the instances that are final at
+this frame (a closed run); nothing returned is ever revised. ``flush()`` closes the open run at
+the end of a stream or when a track is lost; ``reset()`` forgets everything (new track).
+:func:`detect` runs the same code over a whole curve, so the live pipeline and the offline
+evaluation give identical instances for identical curves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from pfes.errors import InputError
+
+__all__ = ["DetectorConfig", "Instance", "PeakDetector", "detect"]
+
+MACRO, MICRO = "macro", "micro"
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Operating point of the detector. Durations in seconds (converted with the stream fps)."""
+
+    open_threshold: float = 0.5
+    close_threshold: float = 0.3
+    min_duration_s: float = 0.15
+    micro_max_duration_s: float = 0.55
+    macro_max_duration_s: float = 8.0
+    classify_at: str = "apex"  # "apex" or "close"
+    micro_prob_threshold: float = 0.5
+    band_ratio: float = 0.2
+    min_score: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.close_threshold <= self.open_threshold <= 1.0:
+            raise InputError("detector thresholds need 0 <= close_threshold <= open_threshold <= 1")
+        if not 0 < self.min_duration_s <= self.micro_max_duration_s <= self.macro_max_duration_s:
+            raise InputError("detector durations need 0 < min <= micro_max <= macro_max")
+        if self.classify_at not in ("apex", "close"):
+            raise InputError("classify_at must be 'apex' or 'close'")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DetectorConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise InputError(f"unknown detector config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One spotted expression. Frames are 0-based, inclusive."""
+
+    onset: int
+    apex: int
+    offset: int
+    kind: str  # "macro" | "micro"
+    score: float
+    class_prob: float  # probability of ``kind`` from the apex branch
+    macro_prob: float
+    micro_prob: float
+    closed_frame: int  # the frame at which the instance became final
+
+    @property
+    def length(self) -> int:
+        return self.offset - self.onset + 1
+
+
+class PeakDetector:
+    """Streaming hysteresis detector for one track (see module docstring)."""
+
+    def __init__(self, cfg: DetectorConfig | None = None, fps: float = 30.0):
+        if not fps > 0:
+            raise InputError(f"fps must be > 0, got {fps}")
+        self.cfg = cfg or DetectorConfig()
+        self.fps = float(fps)
+        c = self.cfg
+        self._min_len = max(1, int(round(c.min_duration_s * fps)))
+        self._micro_max = int(round(c.micro_max_duration_s * fps))
+        self._macro_max = int(round(c.macro_max_duration_s * fps))
+        self._band_max = int(np.ceil(c.band_ratio * self._macro_max)) + 1
+        self.reset()
+
+    def reset(self) -> None:
+        self._history: deque[float] = deque(maxlen=self._band_max)  # intensity before the run
+        self._run_a: list[float] = []
+        self._run_p: list[tuple[float, float]] = []
+        self._run_start = -1
+        self._last_frame = -1
+        self._too_long = False
+
+    # -- verbs -------------------------------------------------------------------------------
+    def push(self, frame: int, intensity: float, apex_scores, valid: bool = True) -> list[Instance]:
+        """Feed frame ``frame`` (strictly increasing). Returns instances final at this frame."""
+        if frame <= self._last_frame:
+            raise InputError(f"frames must increase: got {frame} after {self._last_frame}")
+        out: list[Instance] = []
+        if self._run_a and frame != self._last_frame + 1:  # a gap in frame numbers ends a run
+            out += self._close(self._last_frame + 1, None)
+        self._last_frame = frame
+        a = float(intensity) if valid else 0.0
+        p = (float(apex_scores[0]), float(apex_scores[1]))
+        if a > self.cfg.close_threshold and valid:
+            if not self._run_a:
+                self._run_start = frame
+            self._run_a.append(a)
+            self._run_p.append(p)
+            if len(self._run_a) > self._macro_max:
+                self._too_long = True
+                # keep memory bounded: the run will be discarded when it closes
+                self._run_a = self._run_a[-1:]
+                self._run_p = self._run_p[-1:]
+            return out
+        if self._run_a:
+            out += self._close(frame, p)
+        self._history.append(a)
+        return out
+
+    def flush(self) -> list[Instance]:
+        """Close the open run (end of stream or track lost). The detector stays usable."""
+        out = self._close(self._last_frame + 1, None) if self._run_a else []
+        return out
+
+    # -- internals ---------------------------------------------------------------------------
+    def _close(self, close_frame: int, close_p: tuple[float, float] | None) -> list[Instance]:
+        run_a, run_p, start, too_long = self._run_a, self._run_p, self._run_start, self._too_long
+        self._run_a, self._run_p, self._too_long = [], [], False
+        band_len = max(1, int(round(self.cfg.band_ratio * len(run_a))))
+        before = list(self._history)[-band_len:]
+        self._history.extend(run_a)
+        n = len(run_a)
+        if too_long or n < self._min_len or max(run_a) <= self.cfg.open_threshold:
+            return []
+        arr = np.asarray(run_a)
+        k = int(np.argmax(arr))
+        if self.cfg.classify_at == "close" and close_p is not None:
+            pm, pu = close_p
+        else:
+            pm, pu = run_p[k]
+        if n <= self._micro_max and pu >= self.cfg.micro_prob_threshold and pu > pm:
+            kind, prob = MICRO, pu
+        else:
+            kind, prob = MACRO, pm
+        outer = float(np.mean(before)) if before else 0.0
+        score = float(arr.mean()) - outer + 0.2 * prob
+        if score < self.cfg.min_score:
+            return []
+        return [
+            Instance(
+                onset=start,
+                apex=start + k,
+                offset=start + n - 1,
+                kind=kind,
+                score=score,
+                class_prob=float(prob),
+                macro_prob=float(pm),
+                micro_prob=float(pu),
+                closed_frame=close_frame,
+            )
+        ]
+
+
+def detect(
+    intensity: np.ndarray,
+    apex: np.ndarray,
+    valid: np.ndarray | None = None,
+    cfg: DetectorConfig | None = None,
+    fps: float = 30.0,
+) -> list[Instance]:
+    """Batch path: intensity (T,), apex (T, 2), valid (T,) bool -> instances, same as streaming."""
+    intensity = np.asarray(intensity, dtype=np.float64)
+    apex = np.asarray(apex, dtype=np.float64)
+    t = intensity.shape[0]
+    if intensity.ndim != 1 or apex.shape != (t, 2):
+        raise InputError(f"detect: want intensity (T,) and apex (T, 2), got {intensity.shape} and {apex.shape}")
+    valid = np.ones(t, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
+    det = PeakDetector(cfg, fps)
+    out: list[Instance] = []
+    for i in range(t):
+        out += det.push(i, intensity[i], apex[i], bool(valid[i]))
+    out += det.flush()
+    return out
