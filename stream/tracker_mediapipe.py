@@ -1,0 +1,201 @@
+"""MediaPipe face-mesh backends for :class:`stream.tracker.FaceTracker`.
+
+- :class:`MediaPipeFaceMesh`: the legacy ``mp.solutions.face_mesh`` solution (mediapipe
+  0.10.21 ships its models inside the wheel, so it works offline). Default.
+- :class:`TasksFaceLandmarker`: the Tasks API ``FaceLandmarker`` in VIDEO running mode, for a
+  user-supplied ``face_landmarker.task`` (the only option on mediapipe >= 0.10.30).
+
+Both return 478-point meshes (468 + 10 iris points) in pixels: x * W, y * H, z * W.
+One instance per stream, one thread per instance.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pfes.errors import DependencyError, InputError, ModelError
+from stream.tracker import N_LANDMARKS, FaceTracker
+
+__all__ = ["MediaPipeFaceMesh", "TasksFaceLandmarker", "import_mediapipe"]
+
+log = logging.getLogger(__name__)
+
+_INSTALL_HINT = (
+    "MediaPipe is required for face tracking: pip install --no-deps mediapipe==0.10.21 "
+    "(Python <= 3.12; see scripts/install.sh)"
+)
+
+
+def import_mediapipe() -> Any:
+    """Import mediapipe with its native logging turned down, or raise DependencyError."""
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        import mediapipe as mp
+    except ImportError as e:
+        raise DependencyError(f"{_INSTALL_HINT} ({e})") from e
+    try:
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    except ImportError:  # pragma: no cover - absl comes with mediapipe
+        pass
+    return mp
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr(enabled: bool) -> Iterator[None]:
+    """Send fd 2 to /dev/null for a moment.
+
+    MediaPipe's C++ code prints absl/TFLite warnings (XNNPACK delegate, feedback tensors)
+    straight to fd 2 while a graph starts, before any log level can be set. This is used only
+    around graph creation and the first frame; anything else written to stderr in that window
+    (from any thread) is lost too, so it can be turned off with ``quiet=False``.
+    """
+    if not enabled:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _to_pixels(points: Any, width: int, height: int) -> np.ndarray:
+    """MediaPipe normalised landmarks -> (478, 3) float32 pixels (z on the x scale)."""
+    arr = np.array([(p.x, p.y, p.z) for p in points], dtype=np.float32)
+    if arr.shape != (N_LANDMARKS, 3):
+        raise ModelError(
+            f"face model returned {arr.shape[0]} landmarks, expected {N_LANDMARKS} "
+            "(enable iris refinement / use a face_landmarker.task with 478 points)"
+        )
+    arr[:, 0] *= width
+    arr[:, 1] *= height
+    arr[:, 2] *= width
+    return arr
+
+
+class MediaPipeFaceMesh(FaceTracker):
+    """Legacy MediaPipe face mesh (``refine_landmarks=True``, tracking mode).
+
+    max_faces: faces per frame. min_detection_confidence / min_tracking_confidence: as in
+    MediaPipe. quiet: hide MediaPipe's native start-up chatter on stderr.
+    """
+
+    name = "mediapipe"
+
+    def __init__(
+        self,
+        max_faces: int = 1,
+        max_missed_frames: int = 10,
+        min_detection_confidence: float = 0.5,
+        min_tracking_confidence: float = 0.5,
+        quiet: bool = True,
+    ):
+        super().__init__(max_faces=max_faces, max_missed_frames=max_missed_frames)
+        mp = import_mediapipe()
+        self._quiet = quiet
+        self._first = True
+        with _quiet_native_stderr(quiet):
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=False,
+                refine_landmarks=True,
+                max_num_faces=self.max_faces,
+                min_detection_confidence=min_detection_confidence,
+                min_tracking_confidence=min_tracking_confidence,
+            )
+
+    def _detect(self, image: np.ndarray, timestamp_ms: int) -> list[np.ndarray]:
+        h, w = image.shape[:2]
+        with _quiet_native_stderr(self._quiet and self._first):
+            result = self._mesh.process(image)
+        self._first = False
+        faces = result.multi_face_landmarks or []
+        return [_to_pixels(f.landmark, w, h) for f in faces]
+
+    def close(self) -> None:
+        if not self._closed and getattr(self, "_mesh", None) is not None:
+            self._mesh.close()
+        super().close()
+
+
+class TasksFaceLandmarker(FaceTracker):
+    """MediaPipe Tasks ``FaceLandmarker`` in VIDEO mode with a ``face_landmarker.task`` file.
+
+    Timestamps passed to MediaPipe are made strictly increasing (a repeated or backwards
+    source timestamp becomes previous + 1 ms).
+    """
+
+    name = "tasks"
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        max_faces: int = 1,
+        max_missed_frames: int = 10,
+        min_detection_confidence: float = 0.5,
+        min_tracking_confidence: float = 0.5,
+        quiet: bool = True,
+    ):
+        super().__init__(max_faces=max_faces, max_missed_frames=max_missed_frames)
+        if model_path is None:
+            raise InputError("the tasks tracker needs a face_landmarker.task (--face-model PATH)")
+        path = Path(model_path)
+        if not path.is_file():
+            raise InputError(f"face model not found: {path}")
+        mp = import_mediapipe()
+        self._mp = mp
+        self._quiet = quiet
+        self._first = True
+        self._last_ts = -1
+        vision = mp.tasks.vision
+        options = vision.FaceLandmarkerOptions(
+            base_options=mp.tasks.BaseOptions(model_asset_path=str(path)),
+            running_mode=vision.RunningMode.VIDEO,
+            num_faces=self.max_faces,
+            min_face_detection_confidence=min_detection_confidence,
+            min_face_presence_confidence=min_detection_confidence,
+            min_tracking_confidence=min_tracking_confidence,
+        )
+        try:
+            with _quiet_native_stderr(quiet):
+                self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        except (RuntimeError, ValueError) as e:
+            raise ModelError(f"cannot load face model {path}: {e}") from e
+
+    def _next_timestamp(self, timestamp_ms: int) -> int:
+        ts = max(int(timestamp_ms), self._last_ts + 1)
+        self._last_ts = ts
+        return ts
+
+    def _detect(self, image: np.ndarray, timestamp_ms: int) -> list[np.ndarray]:
+        h, w = image.shape[:2]
+        mp_image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=image)
+        ts = self._next_timestamp(timestamp_ms)
+        with _quiet_native_stderr(self._quiet and self._first):
+            result = self._landmarker.detect_for_video(mp_image, ts)
+        self._first = False
+        return [_to_pixels(f, w, h) for f in (result.face_landmarks or [])]
+
+    def close(self) -> None:
+        if not self._closed and getattr(self, "_landmarker", None) is not None:
+            self._landmarker.close()
+        super().close()
