@@ -1,0 +1,152 @@
+"""GIM pseudo-labels and the losses on hand-built cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from training.gim import GimConfig, Point, full_labels, gim_labels, gim_span, hard_labels, theta_for_epoch
+from training.losses import (
+    LossWeights, apex_focal_loss, apex_targets, iac_loss, iac_pair_weights, intensity_loss,
+    reward_term, select_negatives, smoothness_term,
+)
+
+
+def _bump(t, center, width, height=1.0):
+    x = np.arange(t)
+    return height * np.exp(-0.5 * ((x - center) / width) ** 2)
+
+
+def test_theta_schedule():
+    assert theta_for_epoch(5) == pytest.approx(0.8)
+    assert theta_for_epoch(13) == pytest.approx(0.7)
+    assert theta_for_epoch(100) == pytest.approx(0.5)
+
+
+def test_pseudo_apex_is_argmax_and_span_follows_formula():
+    a = _bump(200, 103, 6.0)  # frames with a > 0.8 around 103: |x-103| <= 6*sqrt(2 ln 1.25)
+    apex, h = gim_span(a, point=98, cls=0, epoch=5)
+    assert apex == 103
+    n = int(np.sum(a[103 - 16 : 103 + 17] > 0.8))
+    assert h == min(36, max(16, round(1.2 * n))) // 2
+    # a wide bump saturates at D_max = 36 -> h = 18; micro saturates at 16 -> h = 8
+    wide = _bump(200, 100, 40.0)
+    assert gim_span(wide, 100, 0, 5)[1] == 18
+    assert gim_span(wide, 100, 1, 5)[1] == 8
+    # a narrow bump gives the minimum k/2: macro 16 -> h 8
+    narrow = _bump(200, 100, 0.5)
+    assert gim_span(narrow, 100, 0, 5)[1] == 8
+
+
+def test_pseudo_apex_search_window_is_quarter_k():
+    a = _bump(200, 112, 2.0)  # peak 12 frames after the point: outside +-8 for macro
+    apex, _ = gim_span(a, point=100, cls=0, epoch=5)
+    assert apex == 108  # best inside [92, 108]
+
+
+def test_gim_labels_gaussian_in_feature_space():
+    t = 120
+    a = _bump(t, 60, 5.0)
+    g = np.zeros((t, 4), np.float32)
+    g[:, 0] = a  # feature distance grows away from the apex
+    lab = gim_labels(a, g, [Point(58, 0)], epoch=10)
+    apex, h = gim_span(a, 58, 0, 10)
+    assert lab.y[apex, 0] == pytest.approx(1.0)
+    assert np.all(lab.y[: apex - h, 0] == 0) and np.all(lab.y[apex + h + 1 :, 0] == 0)
+    assert np.all(lab.y[apex - h : apex + h + 1, 0] > 0)
+    assert np.all(lab.y[:, 1] == 0)
+    assert lab.apex_pos[apex - 2 : apex + 3, 0].all() and lab.apex_pos.sum() == 5
+
+
+def test_warmup_stages_windows():
+    t = 50
+    g = np.random.default_rng(0).normal(size=(t, 3))
+    a = np.zeros(t)
+    lab0 = gim_labels(a, g, [Point(20, 0), Point(40, 1)], epoch=0)
+    assert np.flatnonzero(lab0.y[:, 0]).tolist() == list(range(15, 25))
+    assert np.flatnonzero(lab0.y[:, 1]).tolist() == list(range(37, 43))
+    lab1 = gim_labels(a, g, [Point(20, 0), Point(40, 1)], epoch=1)
+    assert np.flatnonzero(lab1.y[:, 0]).tolist() == list(range(18, 23))  # d=1: [p-2, p+2]
+    assert np.flatnonzero(lab1.y[:, 1]).tolist() == [39, 40, 41]
+    lab3 = gim_labels(a, g, [Point(20, 0)], epoch=3)
+    assert np.flatnonzero(lab3.y[:, 0]).tolist() == list(range(16, 25))  # d=2: [p-4, p+4]
+    assert lab3.y[20, 0] == 1.0
+
+
+def test_hard_and_full_baselines():
+    lab = hard_labels([Point(10, 1)], 30)
+    assert np.flatnonzero(lab.y[:, 1]).tolist() == list(range(7, 13))
+    lab = full_labels([Point(12, 0, onset=5, apex=14, offset=20)], 30)
+    assert np.flatnonzero(lab.y[:, 0]).tolist() == list(range(5, 21))
+    assert np.flatnonzero(lab.apex_pos[:, 0]).tolist() == [12, 13, 14, 15, 16]
+
+
+def test_negatives_balanced_one_to_one_and_lowest():
+    rng = np.random.default_rng(0)
+    a = rng.random(100)
+    expr = np.zeros(100, bool)
+    expr[40:52] = True
+    valid = np.ones(100, bool)
+    valid[:5] = False
+    neg = select_negatives(a, expr, valid)
+    assert neg.sum() == expr.sum()
+    assert not (neg & expr).any() and not neg[:5].any()
+    cand = np.flatnonzero(~expr & valid)
+    assert a[neg].max() <= np.sort(a[cand])[12 - 1] + 1e-12
+
+
+def test_apex_targets_priority_and_ignore():
+    y = np.zeros((40, 2), np.float32)
+    y[18:23, 0] = 0.9
+    apex_pos = np.zeros((40, 2), bool)
+    apex_pos[20, 0] = True
+    neg = np.zeros(40, bool)
+    neg[0:3] = True
+    tgt = apex_targets(y, apex_pos, neg, neighbour=6)
+    assert tgt[20, 0] == 1 and tgt[20, 1] == 0  # apex of macro; micro head: near -> 0
+    assert tgt[12, 0] == 0 and tgt[28, 0] == 0  # within +-6 of a strong frame
+    assert tgt[11, 0] == -1 and tgt[29, 0] == -1  # ignored
+    assert (tgt[0:3] == 0).all()
+
+
+def test_iac_pair_weights_for_each_pair_kind():
+    cat = torch.tensor([0, 0, 1, 1, 2, 2])
+    inten = torch.tensor([0.0, 0.0, 0.6, 0.9, 0.7, 1.0])
+    w, pos = iac_pair_weights(cat, inten)
+    assert w[0, 1] == 1 and pos[0, 1]  # neutral-neutral
+    assert w[0, 3] == pytest.approx(0.9) and not pos[0, 3]  # neutral vs expression: |dI|
+    assert w[2, 3] == pytest.approx(1 - 0.3) and pos[2, 3]  # same class: 1 - |dI|
+    assert w[4, 5] == pytest.approx(1 - 0.3) and pos[4, 5]
+    assert w[3, 4] == pytest.approx(0.2) and not pos[3, 4]  # macro vs micro: |dI|
+
+
+def test_iac_loss_prefers_clustered_features():
+    cat = torch.tensor([0, 0, 0, 2, 2, 2])
+    inten = torch.tensor([0, 0, 0, 0.9, 0.9, 0.9])
+    good = torch.tensor([[1.0, 0]] * 3 + [[0, 1.0]] * 3)
+    bad = torch.tensor([[1.0, 0], [0, 1.0]] * 3)
+    assert iac_loss(good, cat, inten) < iac_loss(bad, cat, inten)
+    assert torch.isfinite(iac_loss(good[:1], cat[:1], inten[:1]))
+
+
+def test_intensity_loss_terms_and_guards():
+    a = torch.tensor([0.0, 0.5, 1.0, 0.2])
+    y = torch.tensor([[0, 0], [1.0, 0], [0, 1.0], [0, 0]])
+    neg = torch.tensor([True, False, False, True])
+    assert intensity_loss(a, y, neg).item() == pytest.approx(0.25 + 0.0 + 0.02)
+    empty = torch.zeros(4, 2)
+    assert intensity_loss(a, empty, torch.zeros(4, dtype=torch.bool)).item() == 0.0
+    assert reward_term(a, empty).item() == 0.0  # the reference returns NaN here
+    assert reward_term(a, y).item() == pytest.approx(-0.4 * 0.5 - 0.6 * 1.0)
+    assert smoothness_term(a).item() == pytest.approx((0.5 + 0.5 + 0.8) / 3)
+
+
+def test_apex_focal_loss_decreases_toward_targets():
+    tgt = torch.tensor([[1.0, 0], [0, -1], [0, 1.0]])
+    good = torch.tensor([[0.9, 0.05], [0.1, 0.5], [0.1, 0.9]])
+    bad = torch.tensor([[0.1, 0.8], [0.9, 0.5], [0.9, 0.1]])
+    assert apex_focal_loss(good, tgt) < apex_focal_loss(bad, tgt)
+    # a negative below the smoothing offset costs nothing
+    assert apex_focal_loss(torch.tensor([[0.2, 0.2]]), torch.tensor([[0.0, 0.0]])).item() == 0.0
+    assert LossWeights().apex_micro == 1.8
