@@ -1,0 +1,314 @@
+"""Per-frame face features from MediaPipe landmarks: the one place that defines the vector.
+
+Input per frame: 478 MediaPipe face-mesh landmarks (float, pixels: x, y, z on the x scale), or
+None / NaN when no face was found. Output per frame: a float32 vector of F = 67 features and a
+``valid`` flag. Everything is causal: the features of frame t use frames <= t only.
+
+Pipeline per frame
+------------------
+1. **Align** (``stream.align``): a 3-D similarity fit of the stable points (``regions.STABLE``)
+   onto the track's reference shape, made from the first valid frame of the track (centred on the
+   eyes, eye line along +x, inter-ocular distance 1). This removes head translation, roll, yaw,
+   pitch and distance to the camera.
+2. **Regions**: the centroid of each expression region (``regions.REGIONS``) in aligned
+   coordinates, x and y only (MediaPipe's z is too noisy to help). 17 regions -> a 34-d shape
+   vector ``p_t``.
+3. **Neutral baseline** (``calibration.neutral.NeutralBaseline``): a per-track robust estimate of
+   the resting shape, frozen while the face is expressive.
+4. **Features**: displacement from neutral, plus motion over three time scales.
+
+Feature vector (order and units)
+--------------------------------
+All lengths are fractions of the inter-ocular distance (IOD; distance between the two eye centres
+of the track's reference frame). +x is towards the subject's left (image right), +y is down, so a
+brow raise gives a negative ``dy``. Regions ending in ``_r`` / ``_l`` are the subject's right /
+left. Lags k are in frames at 30 fps and are scaled to the stream's fps
+(``k_eff = max(1, round(k * fps / 30))``).
+
+====  ======================================  ====================================================
+idx   names                                   meaning
+====  ======================================  ====================================================
+0-33  ``<region>.dx``, ``<region>.dy`` for     displacement of the region centroid from the neutral
+      the 17 regions in ``REGION_NAMES``       baseline (IOD)
+      order (brow_inner_r, brow_inner_l,
+      brow_outer_r, brow_outer_l,
+      upper_lid_r, upper_lid_l, lower_lid_r,
+      lower_lid_l, nose_wing_r, nose_wing_l,
+      cheek_r, cheek_l, mouth_corner_r,
+      mouth_corner_l, upper_lip, lower_lip,
+      chin)
+34-63 ``<group>.diff<k>`` for k in (2, 5, 12)  mean over the group's regions of the distance the
+      (outer loop) and the 10 groups of      region centroid moved between frame t-k and t (IOD);
+      ``GROUP_NAMES`` (inner loop)            0 if frame t-k had no face or does not exist
+64-66 ``head.rot<k>`` for k in (2, 5, 12)      head rotation between frame t-k and t (radians);
+                                              0 if frame t-k had no face or does not exist
+====  ======================================  ====================================================
+
+Invalid frames (no face, NaN landmarks, degenerate fit) give a zero vector and valid=False; the
+baseline and reference are kept across such gaps, and the motion features come back k frames
+after the face does. Call ``reset()`` when the track changes (a different face).
+
+Streaming and batch share one code path: ``FeatureExtractor.push`` (one frame),
+``FeatureExtractor.push_chunk`` (any number of frames) and ``extract_features`` (a whole video)
+give the same numbers (tests/test_features_agreement.py). Checkpoints store ``feature_spec()``
+and loaders call ``check_feature_spec``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from calibration.neutral import NeutralBaseline, NeutralConfig
+from pfes.errors import InputError, ModelError
+from stream.align import fit_similarity, make_reference
+from stream.regions import GROUP_NAMES, N_LANDMARKS, REGION_GROUPS, REGION_NAMES, REGIONS, STABLE
+
+__all__ = [
+    "FEATURE_VERSION",
+    "REFERENCE_FPS",
+    "FEATURE_NAMES",
+    "FeatureConfig",
+    "FeatureExtractor",
+    "extract_features",
+    "feature_names",
+    "feature_spec",
+    "check_feature_spec",
+    "config_from_spec",
+]
+
+FEATURE_VERSION = "pfes.features/1"
+REFERENCE_FPS = 30.0
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Feature settings. lags_frames_at_30fps: motion time scales in frames at 30 fps."""
+
+    lags_frames_at_30fps: tuple[int, ...] = (2, 5, 12)
+    neutral: NeutralConfig = field(default_factory=NeutralConfig)
+
+    def __post_init__(self) -> None:
+        lags = tuple(int(k) for k in self.lags_frames_at_30fps)
+        if not lags or min(lags) < 1:
+            raise ValueError("FeatureConfig.lags_frames_at_30fps needs positive lags")
+        object.__setattr__(self, "lags_frames_at_30fps", lags)
+
+
+def feature_names(config: FeatureConfig | None = None) -> tuple[str, ...]:
+    """Names of the F features for a config, in vector order (see the module docstring)."""
+    cfg = config or FeatureConfig()
+    names = [f"{r}.{a}" for r in REGION_NAMES for a in ("dx", "dy")]
+    names += [f"{g}.diff{k}" for k in cfg.lags_frames_at_30fps for g in GROUP_NAMES]
+    names += [f"head.rot{k}" for k in cfg.lags_frames_at_30fps]
+    return tuple(names)
+
+
+FEATURE_NAMES: tuple[str, ...] = feature_names()
+
+
+def feature_spec(config: FeatureConfig | None = None) -> dict[str, Any]:
+    """JSON-able description of the features; checkpoints store it next to the weights."""
+    cfg = config or FeatureConfig()
+    return {
+        "version": FEATURE_VERSION,
+        "n_features": len(feature_names(cfg)),
+        "names": list(feature_names(cfg)),
+        "reference_fps": REFERENCE_FPS,
+        "lags_frames_at_30fps": list(cfg.lags_frames_at_30fps),
+        "units": "fractions of the inter-ocular distance; head.rot* in radians",
+        "landmarks": "mediapipe-face-mesh-478 (refine_landmarks=True), pixels",
+        "neutral": asdict(cfg.neutral),
+    }
+
+
+def config_from_spec(spec: dict[str, Any]) -> FeatureConfig:
+    """Rebuild the FeatureConfig a spec was made with (after check_feature_spec passes)."""
+    try:
+        neutral = NeutralConfig(**spec.get("neutral", {}))
+        return FeatureConfig(tuple(spec["lags_frames_at_30fps"]), neutral)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelError(f"checkpoint feature spec is malformed: {e}") from e
+
+
+def check_feature_spec(spec: Any, config: FeatureConfig | None = None) -> None:
+    """Raise ModelError (one line) unless ``spec`` matches this code's features for ``config``.
+
+    config None means the config the spec itself records (so non-default neutral settings pass).
+    """
+    if not isinstance(spec, dict):
+        raise ModelError("checkpoint has no feature spec (expected a dict from feature_spec())")
+    if spec.get("version") != FEATURE_VERSION:
+        raise ModelError(
+            f"checkpoint features are {spec.get('version')!r}, this pfes computes "
+            f"{FEATURE_VERSION!r}: re-train the model or use the pfes version it was made with"
+        )
+    expected = feature_spec(config if config is not None else config_from_spec(spec))
+    for key, want in expected.items():
+        if spec.get(key) != want:
+            raise ModelError(
+                f"checkpoint feature spec differs in {key!r} ({_short(spec.get(key))} vs "
+                f"{_short(want)} here): re-train the model or use matching feature settings"
+            )
+
+
+def _short(v: Any) -> str:
+    s = repr(v)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+# Gathered point layout: stable points first, then every region point once.
+_REGION_POINTS = tuple(dict.fromkeys(p for r in REGION_NAMES for p in REGIONS[r]))
+_N_STABLE = len(STABLE)
+_USED = np.array(STABLE + _REGION_POINTS, dtype=np.intp)
+
+
+def _region_matrix() -> np.ndarray:
+    pos = {p: i for i, p in enumerate(_REGION_POINTS)}
+    m = np.zeros((len(REGION_NAMES), len(_REGION_POINTS)))
+    for r, name in enumerate(REGION_NAMES):
+        for p in REGIONS[name]:
+            m[r, pos[p]] = 1.0 / len(REGIONS[name])
+    return m
+
+
+def _group_matrix() -> np.ndarray:
+    m = np.zeros((len(REGION_NAMES), len(GROUP_NAMES)))
+    for g, name in enumerate(GROUP_NAMES):
+        for r in REGION_GROUPS[name]:
+            m[REGION_NAMES.index(r), g] = 1.0 / len(REGION_GROUPS[name])
+    return m
+
+
+_REGION_M = _region_matrix()  # (R, Q): region centroids from gathered region points
+_GROUP_M = _group_matrix()  # (R, G): group means of per-region values
+_N_REGIONS = len(REGION_NAMES)
+_N_DISP = 2 * _N_REGIONS
+
+
+class FeatureExtractor:
+    """Streaming per-track feature extractor (one instance per face track).
+
+    fps: the stream's frame rate (scales the motion lags and the neutral-baseline times).
+    push(landmarks) returns the final features of that frame at once; nothing is pending, so
+    there is no flush(). reset() starts a new track.
+    """
+
+    def __init__(self, fps: float, config: FeatureConfig | None = None) -> None:
+        if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+            raise InputError(f"fps must be a positive number, got {fps!r}")
+        self.fps = float(fps)
+        self.config = config or FeatureConfig()
+        self.names = feature_names(self.config)
+        self.n_features = len(self.names)
+        self.lags = tuple(
+            max(1, round(k * self.fps / REFERENCE_FPS)) for k in self.config.lags_frames_at_30fps
+        )
+        self._hist_len = max(self.lags)
+        self._baseline = NeutralBaseline(_N_DISP, self.fps, self.config.neutral)
+        self._nan_frame = np.full((1, N_LANDMARKS, 3), np.nan, dtype=np.float32)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new track: forget the reference shape, the baseline and the motion history."""
+        self._reference: np.ndarray | None = None
+        self._baseline.reset()
+        h = self._hist_len
+        self._hist_pos = np.zeros((h, _N_REGIONS, 2))
+        self._hist_rot = np.tile(np.eye(3), (h, 1, 1))
+        self._hist_ok = np.zeros(h, dtype=bool)
+
+    @property
+    def reference(self) -> np.ndarray | None:
+        """(len(STABLE), 3) reference shape of the track, None before its first valid frame."""
+        return None if self._reference is None else self._reference.copy()
+
+    def push(self, landmarks: np.ndarray | None) -> tuple[np.ndarray, bool]:
+        """One frame: landmarks (478, 3) float pixels, or None for no face.
+
+        Returns (features (F,) float32, valid). Invalid frames give zeros and False.
+        """
+        if landmarks is None:
+            feats, ok = self._process(self._nan_frame, np.zeros(1, dtype=bool))
+        else:
+            lm = np.asarray(landmarks)
+            if lm.shape != (N_LANDMARKS, 3):
+                raise InputError(f"landmarks must have shape (478, 3), got {lm.shape}")
+            feats, ok = self._process(lm[None], np.ones(1, dtype=bool))
+        return feats[0], bool(ok[0])
+
+    def push_chunk(
+        self, landmarks: np.ndarray, valid: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Several consecutive frames: landmarks (T, 478, 3) float pixels, valid (T,) bool.
+
+        Returns (features (T, F) float32, valid (T,) bool); identical to T calls of push().
+        """
+        lm = np.asarray(landmarks)
+        if lm.ndim != 3 or lm.shape[1:] != (N_LANDMARKS, 3):
+            raise InputError(f"landmarks must have shape (T, 478, 3), got {lm.shape}")
+        v = np.ones(lm.shape[0], dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
+        if v.shape != (lm.shape[0],):
+            raise InputError(f"valid must have shape ({lm.shape[0]},), got {v.shape}")
+        return self._process(lm, v)
+
+    def _process(self, lm: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n_t = lm.shape[0]
+        pts = lm[:, _USED].astype(np.float64)
+        ok = valid & np.isfinite(pts).all(axis=(1, 2))
+        if self._reference is None and ok.any():
+            self._reference = make_reference(lm[int(np.argmax(ok))])
+        pos = np.zeros((n_t, _N_REGIONS, 2))
+        rot = np.tile(np.eye(3), (n_t, 1, 1))
+        idx = np.flatnonzero(ok)
+        if idx.size:
+            sel = pts[idx]
+            sim = fit_similarity(sel[:, :_N_STABLE], self._reference)
+            # Region centroids first, then the transform: it is affine, so this equals the
+            # centroid of the transformed points and costs 17 points instead of 120.
+            cen = np.matmul(_REGION_M, sel[:, _N_STABLE:])  # (n, R, 3)
+            xy = np.matmul(cen, np.swapaxes(sim.rotation[:, :2], 1, 2))  # (n, R, 2)
+            xy = sim.scale[:, None, None] * xy + sim.translation[:, None, :2]
+            pos[idx] = xy
+            rot[idx] = sim.rotation
+            ok[idx] = sim.ok
+        feats = np.zeros((n_t, self.n_features), dtype=np.float64)
+        flat = pos.reshape(n_t, _N_DISP)
+        push = self._baseline.push
+        for t in np.flatnonzero(ok):
+            feats[t, :_N_DISP] = flat[t] - push(flat[t])
+        # Motion over each lag, against a history that spans chunk boundaries.
+        h = self._hist_len
+        all_pos = np.concatenate([self._hist_pos, pos])
+        all_rot = np.concatenate([self._hist_rot, rot])
+        all_ok = np.concatenate([self._hist_ok, ok])
+        n_g = len(GROUP_NAMES)
+        col = _N_DISP
+        for j, k in enumerate(self.lags):
+            prev = slice(h - k, h - k + n_t)
+            both = ok & all_ok[prev]
+            dist = np.sqrt(np.sum((pos - all_pos[prev]) ** 2, axis=2))  # (T, R)
+            feats[:, col : col + n_g] = np.where(both[:, None], dist @ _GROUP_M, 0.0)
+            col += n_g
+            diff = np.sum((rot - all_rot[prev]) ** 2, axis=(1, 2))
+            ang = 2.0 * np.arcsin(np.minimum(np.sqrt(diff) / (2.0 * math.sqrt(2.0)), 1.0))
+            feats[:, _N_DISP + n_g * len(self.lags) + j] = np.where(both, ang, 0.0)
+        self._hist_pos = all_pos[-h:]
+        self._hist_rot = all_rot[-h:]
+        self._hist_ok = all_ok[-h:]
+        feats[~ok] = 0.0
+        return feats.astype(np.float32), ok
+
+
+def extract_features(
+    landmarks: np.ndarray, valid: np.ndarray, fps: float, config: FeatureConfig | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Batch path for one track: landmarks (T, 478, 3) float pixels, valid (T,) bool.
+
+    Returns (features (T, F) float32, valid (T,) bool), equal to streaming the frames one by one
+    through a fresh FeatureExtractor(fps, config).
+    """
+    return FeatureExtractor(fps, config).push_chunk(landmarks, valid)
