@@ -28,6 +28,8 @@ __all__ = ["MediaPipeFaceMesh", "TasksFaceLandmarker", "import_mediapipe"]
 
 log = logging.getLogger(__name__)
 
+_QUIET_FRAMES = 300  # stop hiding native stderr after this many frames even without a face
+
 _INSTALL_HINT = (
     "MediaPipe is required for face tracking: pip install --no-deps mediapipe==0.10.21 "
     "(Python <= 3.12; see scripts/install.sh)"
@@ -56,9 +58,11 @@ def _quiet_native_stderr(enabled: bool) -> Iterator[None]:
     """Send fd 2 to /dev/null for a moment.
 
     MediaPipe's C++ code prints absl/TFLite warnings (XNNPACK delegate, feedback tensors)
-    straight to fd 2 while a graph starts, before any log level can be set. This is used only
-    around graph creation and the first frame; anything else written to stderr in that window
-    (from any thread) is lost too, so it can be turned off with ``quiet=False``.
+    straight to fd 2 while a graph starts and the first time the landmark model runs, before
+    any log level can be set. Trackers use this only around graph creation (with a blank
+    warm-up frame, so model loading finishes inside the window) and around ``process`` calls
+    until the first face is found (at most ``_QUIET_FRAMES`` frames); anything else written to
+    stderr in those windows, from any thread, is lost too, so ``quiet=False`` turns it off.
     """
     if not enabled:
         yield
@@ -112,8 +116,7 @@ class MediaPipeFaceMesh(FaceTracker):
     ):
         super().__init__(max_faces=max_faces, max_missed_frames=max_missed_frames)
         mp = import_mediapipe()
-        self._quiet = quiet
-        self._first = True
+        self._quiet_left = _QUIET_FRAMES if quiet else 0
         with _quiet_native_stderr(quiet):
             self._mesh = mp.solutions.face_mesh.FaceMesh(
                 static_image_mode=False,
@@ -122,13 +125,15 @@ class MediaPipeFaceMesh(FaceTracker):
                 min_detection_confidence=min_detection_confidence,
                 min_tracking_confidence=min_tracking_confidence,
             )
+            # model loading is asynchronous; a blank frame waits for it inside the window
+            self._mesh.process(np.zeros((64, 64, 3), np.uint8))
 
     def _detect(self, image: np.ndarray, timestamp_ms: int) -> list[np.ndarray]:
         h, w = image.shape[:2]
-        with _quiet_native_stderr(self._quiet and self._first):
+        with _quiet_native_stderr(self._quiet_left > 0):
             result = self._mesh.process(image)
-        self._first = False
         faces = result.multi_face_landmarks or []
+        self._quiet_left = 0 if faces else max(0, self._quiet_left - 1)
         return [_to_pixels(f.landmark, w, h) for f in faces]
 
     def close(self) -> None:
@@ -163,8 +168,7 @@ class TasksFaceLandmarker(FaceTracker):
             raise InputError(f"face model not found: {path}")
         mp = import_mediapipe()
         self._mp = mp
-        self._quiet = quiet
-        self._first = True
+        self._quiet_left = _QUIET_FRAMES if quiet else 0
         self._last_ts = -1
         vision = mp.tasks.vision
         options = vision.FaceLandmarkerOptions(
@@ -190,10 +194,14 @@ class TasksFaceLandmarker(FaceTracker):
         h, w = image.shape[:2]
         mp_image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=image)
         ts = self._next_timestamp(timestamp_ms)
-        with _quiet_native_stderr(self._quiet and self._first):
-            result = self._landmarker.detect_for_video(mp_image, ts)
-        self._first = False
-        return [_to_pixels(f, w, h) for f in (result.face_landmarks or [])]
+        try:
+            with _quiet_native_stderr(self._quiet_left > 0):
+                result = self._landmarker.detect_for_video(mp_image, ts)
+        except RuntimeError as e:  # graph failures mean the .task does not fit this API
+            raise ModelError(f"face model failed on a frame: {str(e).splitlines()[0]}") from e
+        faces = result.face_landmarks or []
+        self._quiet_left = 0 if faces else max(0, self._quiet_left - 1)
+        return [_to_pixels(f, w, h) for f in faces]
 
     def close(self) -> None:
         if not self._closed and getattr(self, "_landmarker", None) is not None:
