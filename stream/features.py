@@ -204,8 +204,10 @@ class FeatureExtractor:
         self.config = config or FeatureConfig()
         self.names = feature_names(self.config)
         self.n_features = len(self.names)
+        # round half up (not Python's half-to-even) so lags are predictable across fps
         self.lags = tuple(
-            max(1, round(k * self.fps / REFERENCE_FPS)) for k in self.config.lags_frames_at_30fps
+            max(1, math.floor(k * self.fps / REFERENCE_FPS + 0.5))
+            for k in self.config.lags_frames_at_30fps
         )
         self._hist_len = max(self.lags)
         self._baseline = NeutralBaseline(_N_DISP, self.fps, self.config.neutral)
