@@ -1,0 +1,216 @@
+"""Per-source worker thread of the live pipeline: decode, track faces, compute features.
+
+One :class:`SourceWorker` per source runs in its own thread (MediaPipe releases the GIL while
+it runs, so sources proceed in parallel). Per frame it produces one :class:`TickItem`: the
+feature vector of every live face track, the tracks that ended, and the stage times. Items go
+to the engine thread through a bounded queue:
+
+* files processed as fast as possible (``lossless``) block when the queue is full, so no frame
+  of a file is ever skipped;
+* live sources (and files played in real time) never block: a full queue drops the item and
+  counts it (``queue_dropped``), like the source itself drops stale frames.
+
+Track lifetime: a track that has no face for more than ``max_missed_frames`` frames ends
+(its features for the missed frames are pushed as invalid, as offline); ended tracks are
+reported in the next item that gets through, so the engine can flush their open instances.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pfes.errors import PfesError
+from stream.frames import Source
+from stream.pipeline_metrics import StreamCounters
+
+__all__ = ["TickItem", "EndItem", "SourceWorker"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TickItem:
+    """One processed frame of one source.
+
+    rows: (track_id, features (F,) float32, valid) per live track, sorted by track id.
+    lost: tracks that ended before this frame. Times in ms.
+    """
+
+    source: int
+    frame: int
+    pts_s: float
+    arrival_s: float
+    rows: list[tuple[int, np.ndarray, bool]]
+    lost: list[int]
+    faces: int
+    stages_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class EndItem:
+    """The source ended (or failed: ``error``); all its tracks are to be flushed."""
+
+    source: int
+    error: PfesError | None = None
+
+
+class _Track:
+    __slots__ = ("extractor", "missed")
+
+    def __init__(self, extractor: Any):
+        self.extractor = extractor
+        self.missed = 0
+
+
+class SourceWorker:
+    """Drive one source: frames -> tracker -> per-track features -> queue.
+
+    tracker_factory: called once in the worker thread, returns an object with
+        ``process(image, timestamp_ms) -> list[TrackedFace]`` and ``close()``.
+    feature_factory: ``fps -> extractor`` with ``push(landmarks | None) -> (feat, valid)``.
+    pace: deliver a file at its frame rate (sleep to the pts) before processing it.
+    """
+
+    def __init__(
+        self,
+        index: int,
+        source: Source,
+        out: queue.Queue,
+        counters: StreamCounters,
+        tracker_factory: Callable[[Source], Any],
+        feature_factory: Callable[[float], Any],
+        stop: threading.Event,
+        max_missed_frames: int = 10,
+        lossless: bool = False,
+        pace: bool = False,
+    ):
+        self.index = index
+        self.source = source
+        self.out = out
+        self.counters = counters
+        self.tracker_factory = tracker_factory
+        self.feature_factory = feature_factory
+        self.stop = stop
+        self.max_missed_frames = int(max_missed_frames)
+        self.lossless = lossless
+        self.pace = pace
+        self.thread = threading.Thread(target=self._run, name=f"src-{source.name}", daemon=True)
+        self._tracks: dict[int, _Track] = {}
+        self._pending_lost: list[int] = []
+
+    def start(self) -> None:
+        self.thread.start()
+
+    # -- thread ----------------------------------------------------------------------------
+    def _run(self) -> None:
+        error: PfesError | None = None
+        tracker = None
+        try:
+            tracker = self.tracker_factory(self.source)
+            self._loop(tracker)
+        except PfesError as e:
+            error = e
+            log.warning("%s: %s", self.source.name, e)
+        except Exception as e:  # a bug or an untranslated third-party error: report, end
+            log.exception("%s: worker failed", self.source.name)
+            error = PfesError(f"{self.source.name}: {type(e).__name__}: {e}")
+        finally:
+            if tracker is not None:
+                try:
+                    tracker.close()
+                except Exception:  # pragma: no cover
+                    log.debug("tracker close failed", exc_info=True)
+            self._put(EndItem(self.index, error), block=True)
+
+    def _loop(self, tracker: Any) -> None:
+        src = self.source
+        fps = src.fps if src.fps and src.fps > 0 else 30.0
+        it = iter(src)
+        t0_wall = t0_pts = None
+        while not self.stop.is_set():
+            t = time.perf_counter()
+            try:
+                frame = next(it)
+            except StopIteration:
+                return
+            decode_ms = (time.perf_counter() - t) * 1000.0
+            dec = getattr(src, "last_decode_s", None)
+            if dec is not None:  # live sources decode in their reader thread
+                decode_ms = dec * 1000.0
+            if self.pace:
+                now = time.monotonic()
+                if t0_wall is None:
+                    t0_wall, t0_pts = now, frame.pts_s
+                wait = t0_wall + (frame.pts_s - t0_pts) - now
+                if wait > 0 and self.stop.wait(wait):
+                    return
+                frame = dataclasses.replace(frame, arrival_s=time.monotonic())
+            self.counters.source_dropped = int(getattr(src, "dropped", 0))
+
+            t = time.perf_counter()
+            faces = tracker.process(frame.image, int(round(frame.pts_s * 1000.0)))
+            t_lm = time.perf_counter()
+            rows: list[tuple[int, np.ndarray, bool]] = []
+            seen = set()
+            for f in faces:
+                tr = self._tracks.get(f.track_id)
+                if tr is None:
+                    tr = self._tracks[f.track_id] = _Track(self.feature_factory(fps))
+                tr.missed = 0
+                feat, ok = tr.extractor.push(f.landmarks)
+                rows.append((f.track_id, feat, ok))
+                seen.add(f.track_id)
+            for tid in sorted(set(self._tracks) - seen):
+                tr = self._tracks[tid]
+                tr.missed += 1
+                if tr.missed > self.max_missed_frames:
+                    del self._tracks[tid]
+                    self._pending_lost.append(tid)
+                    continue
+                feat, ok = tr.extractor.push(None)
+                rows.append((tid, feat, ok))
+            rows.sort(key=lambda r: r[0])
+            t_ft = time.perf_counter()
+            self.counters.tracks = len(self._tracks)
+            item = TickItem(
+                source=self.index,
+                frame=frame.index,
+                pts_s=frame.pts_s,
+                arrival_s=frame.arrival_s,
+                rows=rows,
+                lost=self._pending_lost,
+                faces=len(faces),
+                stages_ms={
+                    "decode": decode_ms,
+                    "landmarks": (t_lm - t) * 1000.0,
+                    "features": (t_ft - t_lm) * 1000.0,
+                },
+            )
+            if self._put(item, block=self.lossless):
+                self._pending_lost = []
+            else:
+                self.counters.queue_dropped += 1
+
+    def _put(self, item: Any, block: bool) -> bool:
+        if not block:
+            try:
+                self.out.put_nowait(item)
+                return True
+            except queue.Full:
+                return False
+        while True:
+            try:
+                self.out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                if self.stop.is_set() and not isinstance(item, EndItem):
+                    return False

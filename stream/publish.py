@@ -1,0 +1,279 @@
+"""Publishing events: a ZeroMQ PUB socket and a JSONL event file.
+
+Wire format (docs/design.md): two-frame messages ``[topic, json]`` with topics
+``event.<stream>``, ``intensity.<stream>`` and ``status.<stream>``. The socket is an XPUB
+(a PUB that also sees subscriptions), which gives two things:
+
+* **late subscribers**: when a subscription arrives, the publisher re-sends the last value
+  of every matching ``status``/``intensity`` topic and the last ``replay_events`` events
+  (a last-value cache plus a short replay, the zguide's LVC pattern). Replayed events go to
+  every matching subscriber, so subscribers drop events whose ``seq`` they have seen
+  (:class:`stream.subscribe.SeqTracker` does).
+* **a handshake instead of sleeps**: :meth:`ZmqPublisher.wait_for_subscribers` returns once
+  ``n`` subscriptions have arrived.
+
+A slow subscriber never blocks the pipeline: sends are non-blocking, and once a subscriber's
+queue holds ``sndhwm`` messages ZeroMQ drops further messages *for that subscriber only*; it
+sees the loss as a gap in ``seq``. Sends that fail outright are counted in ``dropped``.
+Messages with no matching subscription are not even encoded (:meth:`ZmqPublisher.wants`).
+
+Threading: a ZeroMQ socket belongs to one thread; the pipeline publishes from its engine
+thread only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import IO, Any
+
+from pfes.errors import DependencyError, InputError
+
+__all__ = [
+    "DEFAULT_ENDPOINT",
+    "Publisher",
+    "NullPublisher",
+    "ZmqPublisher",
+    "EventWriter",
+    "check_endpoint",
+    "import_zmq",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
+
+
+def import_zmq() -> Any:
+    try:
+        import zmq
+    except ImportError as e:  # pragma: no cover - pyzmq is a core dependency
+        raise DependencyError("pyzmq is required to publish events: pip install pyzmq") from e
+    return zmq
+
+
+def check_endpoint(endpoint: str) -> str:
+    """Validate a ZeroMQ endpoint (``tcp://HOST:PORT``, ``tcp://HOST:*``, ``ipc://``, ``inproc://``)."""
+    if not isinstance(endpoint, str) or "://" not in endpoint:
+        raise InputError(f"bad ZeroMQ endpoint {endpoint!r}; use e.g. {DEFAULT_ENDPOINT}")
+    scheme, rest = endpoint.split("://", 1)
+    if scheme not in ("tcp", "ipc", "inproc") or not rest:
+        raise InputError(f"bad ZeroMQ endpoint {endpoint!r}; use tcp://HOST:PORT, ipc:// or inproc://")
+    if scheme == "tcp":
+        host, _, port = rest.rpartition(":")
+        if not host or not (port == "*" or (port.isdigit() and 0 <= int(port) < 65536)):
+            raise InputError(f"bad ZeroMQ endpoint {endpoint!r}; use tcp://HOST:PORT")
+    return endpoint
+
+
+class Publisher:
+    """Interface: ``send(topic, body)`` one message; ``poll()`` housekeeping; ``close()``."""
+
+    endpoint: str | None = None
+    sent = 0
+    dropped = 0
+
+    def wants(self, topic: str) -> bool:
+        """True if anyone may receive ``topic`` (lets callers skip encoding)."""
+        return True
+
+    def send(self, topic: str, body: dict | str) -> bool:
+        raise NotImplementedError
+
+    def poll(self) -> None:
+        """Process pending subscriptions (late-subscriber replay); cheap, call often."""
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class NullPublisher(Publisher):
+    """Publishes nothing (``--publish off``)."""
+
+    def wants(self, topic: str) -> bool:
+        return False
+
+    def send(self, topic: str, body: dict | str) -> bool:
+        return True
+
+
+def _encode(body: dict | str) -> bytes:
+    if isinstance(body, str):
+        return body.encode()
+    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+
+
+class ZmqPublisher(Publisher):
+    """XPUB socket bound to ``endpoint`` with a last-value cache and a short event replay.
+
+    endpoint: bind address; ``tcp://127.0.0.1:*`` picks a free port (see ``self.endpoint``).
+    sndhwm: per-subscriber queue limit in messages.
+    replay_events: how many recent ``event.*`` messages a new subscriber is sent.
+    context: a ``zmq.Context`` (default: the process-wide instance).
+    """
+
+    def __init__(
+        self,
+        endpoint: str = DEFAULT_ENDPOINT,
+        sndhwm: int = 1000,
+        replay_events: int = 256,
+        context: Any = None,
+    ):
+        zmq = import_zmq()
+        self._zmq = zmq
+        check_endpoint(endpoint)
+        self._ctx = context or zmq.Context.instance()
+        sock = self._ctx.socket(zmq.XPUB)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, int(sndhwm))
+        sock.setsockopt(zmq.XPUB_VERBOSER, 1)  # see every (un)subscribe, also repeated ones
+        try:
+            sock.bind(endpoint)
+        except zmq.ZMQError as e:
+            sock.close(0)
+            raise InputError(f"cannot publish on {endpoint}: {e}") from e
+        self._sock = sock
+        self.endpoint = sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self._last: dict[str, bytes] = {}  # status/intensity topic -> last body
+        self._events: deque[tuple[bytes, bytes]] = deque(maxlen=max(0, int(replay_events)))
+        self._subs: dict[bytes, int] = {}  # prefix -> number of subscriptions
+        self._wants: dict[str, bool] = {}
+        self.sent = 0
+        self.dropped = 0
+        self.replayed = 0
+        self.subscriptions = 0  # subscribe messages seen in total
+        self._closed = False
+        log.info("publishing on %s", self.endpoint)
+
+    # -- subscriptions ---------------------------------------------------------------------
+    def poll(self) -> None:
+        zmq = self._zmq
+        while True:
+            try:
+                msg = self._sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if not msg:
+                continue
+            prefix = bytes(msg[1:])
+            if msg[0] == 1:
+                self._subs[prefix] = self._subs.get(prefix, 0) + 1
+                self.subscriptions += 1
+                self._wants.clear()
+                self._replay(prefix)
+            elif msg[0] == 0:
+                n = self._subs.get(prefix, 0) - 1
+                if n > 0:
+                    self._subs[prefix] = n
+                else:
+                    self._subs.pop(prefix, None)
+                self._wants.clear()
+
+    def _replay(self, prefix: bytes) -> None:
+        for topic, body in self._last.items():
+            t = topic.encode()
+            if t.startswith(prefix):
+                self._raw_send(t, body)
+                self.replayed += 1
+        for t, body in list(self._events):
+            if t.startswith(prefix):
+                self._raw_send(t, body)
+                self.replayed += 1
+
+    def wait_for_subscribers(self, n: int = 1, timeout_s: float = 5.0) -> bool:
+        """Block until ``n`` subscriptions have arrived in total (a handshake); False on timeout."""
+        zmq = self._zmq
+        poller = zmq.Poller()
+        poller.register(self._sock, zmq.POLLIN)
+        deadline = time.monotonic() + timeout_s
+        self.poll()
+        while self.subscriptions < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            poller.poll(int(left * 1000) + 1)
+            self.poll()
+        return True
+
+    def wants(self, topic: str) -> bool:
+        w = self._wants.get(topic)
+        if w is None:
+            t = topic.encode()
+            w = any(t.startswith(p) for p in self._subs)
+            self._wants[topic] = w
+        return w
+
+    # -- sending ---------------------------------------------------------------------------
+    def _raw_send(self, topic: bytes, body: bytes) -> bool:
+        zmq = self._zmq
+        try:
+            self._sock.send_multipart([topic, body], flags=zmq.NOBLOCK, copy=True)
+        except zmq.Again:
+            self.dropped += 1
+            return False
+        self.sent += 1
+        return True
+
+    def send(self, topic: str, body: dict | str) -> bool:
+        """Send one message without blocking; False if it was dropped."""
+        if self._closed:
+            raise RuntimeError("publisher is closed")
+        self.poll()
+        data = _encode(body)
+        t = topic.encode()
+        if topic.startswith("event."):
+            self._events.append((t, data))
+        else:
+            self._last[topic] = data
+        return self._raw_send(t, data)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._sock.close(0)  # linger 0: never hang on exit waiting for subscribers
+
+
+class EventWriter:
+    """Append events as JSON lines to a file (``"-"``: stdout), flushed after every event,
+    so that events already emitted survive a crash or Ctrl-C."""
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        self._own = self.path != "-"
+        if self._own:
+            p = Path(self.path)
+            if p.parent and not p.parent.exists():
+                raise InputError(f"cannot write events to {p}: folder {p.parent} does not exist")
+            try:
+                self._fh: IO[str] = open(p, "w", encoding="utf-8")  # noqa: SIM115
+            except OSError as e:
+                raise InputError(f"cannot write events to {p}: {e.strerror}") from e
+        else:
+            self._fh = sys.stdout
+        self.written = 0
+
+    def write(self, event: Any) -> None:
+        text = event.to_json() if hasattr(event, "to_json") else json.dumps(event)
+        self._fh.write(text + "\n")
+        self._fh.flush()
+        self.written += 1
+
+    def close(self) -> None:
+        if self._own and not self._fh.closed:
+            self._fh.close()
+
+    def __enter__(self) -> EventWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

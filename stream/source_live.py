@@ -1,0 +1,341 @@
+"""Live sources: webcams (PyAV v4l2, OpenCV fallback) and RTSP cameras (PyAV).
+
+A live source runs a reader thread that decodes as fast as the device delivers and keeps only
+the NEWEST frame: when the consumer is slower than the camera, older frames are dropped and
+counted in ``dropped`` (their numbers still count, so ``Frame.index`` jumps). That keeps the
+latency of what is processed bounded instead of letting a backlog grow.
+
+Timestamps: ``Frame.pts_s`` is the source clock (RTP/container pts in seconds, made monotonic
+across reconnects) and is what events report; ``Frame.arrival_s`` is ``time.monotonic()``
+when the reader got the frame, which is what latency is measured from.
+
+Connection loss is never fatal once a source has delivered: the reader retries with
+exponential backoff (``backoff_initial_s`` doubling up to ``backoff_max_s``), logs each
+attempt, and exposes ``connected``, ``reconnects`` and ``last_error`` for the status
+heartbeat. Failing to connect at ``open()`` raises :class:`~pfes.errors.SourceError`
+(exit code 3), so a wrong address is reported at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from pfes.errors import SourceError
+from stream.frames import Frame, Source
+from stream.source_file import import_av
+
+__all__ = ["LiveSource", "RtspSource", "WebcamSource", "RTSP_OPTIONS"]
+
+log = logging.getLogger(__name__)
+
+# Low-delay RTSP: TCP interleaved (no UDP loss/reordering), no input buffering.
+RTSP_OPTIONS = {"rtsp_transport": "tcp", "fflags": "nobuffer", "flags": "low_delay"}
+
+# A raw decoded frame: (payload, convert(payload) -> RGB image, pts_s or None, decode_s)
+_Raw = tuple[Any, Callable[[Any], np.ndarray], float | None, float]
+
+
+class LiveSource(Source):
+    """Threaded newest-frame-only source; subclasses implement :meth:`_connect`.
+
+    open_timeout_s: how long ``open()`` waits for the first frame.
+    reconnect: retry after a lost connection (live cameras) instead of ending the stream.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        open_timeout_s: float = 10.0,
+        read_timeout_s: float = 5.0,
+        reconnect: bool = True,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 10.0,
+    ):
+        self.name = name
+        self.open_timeout_s = float(open_timeout_s)
+        self.read_timeout_s = float(read_timeout_s)
+        self.reconnect = bool(reconnect)
+        self.backoff_initial_s = float(backoff_initial_s)
+        self.backoff_max_s = float(backoff_max_s)
+        self.fps = 0.0
+        self.size = (0, 0)
+        self.dropped = 0
+        self.decoded = 0
+        self.connected = False
+        self.reconnects = 0
+        self.last_error = ""
+        self.last_decode_s = 0.0  # decode + colour conversion of the last yielded frame
+        self._cond = threading.Condition()
+        self._slot: tuple[int, _Raw, float] | None = None  # (index, raw, arrival_s)
+        self._stop = threading.Event()
+        self._ended = False
+        self._first = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pts_offset = 0.0
+        self._last_pts = float("-inf")
+
+    # -- subclass hook ---------------------------------------------------------------------
+    def _connect(self) -> Iterator[_Raw]:
+        """Open the device and yield raw frames until it ends; raise SourceError on failure.
+
+        Sets ``self.fps`` and ``self.size`` once known. Must return promptly after
+        ``self._stop`` is set (use read timeouts).
+        """
+        raise NotImplementedError
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def open(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._reader, name=f"read-{self.name}", daemon=True)
+        self._thread.start()
+        self._first.wait(self.open_timeout_s + self.read_timeout_s)
+        if not self.connected or self.decoded == 0:
+            err = self.last_error or f"no frame within {self.open_timeout_s + self.read_timeout_s:g} s"
+            self.close()
+            raise SourceError(f"cannot open {self.describe()}: {err}")
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout=self.read_timeout_s + 1.0)
+
+    def interrupt(self) -> None:
+        """Make ``frames()`` end soon (from any thread); ``close()`` still releases the device."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+
+    def describe(self) -> str:
+        return self.name
+
+    # -- reader thread ---------------------------------------------------------------------
+    def _reader(self) -> None:
+        backoff = self.backoff_initial_s
+        delivered_before = False
+        while not self._stop.is_set():
+            try:
+                for raw in self._connect():
+                    if self._stop.is_set():
+                        break
+                    if not self.connected:
+                        self.connected = True
+                        if delivered_before:
+                            log.warning("%s: reconnected", self.name)
+                    self._put(raw)
+                    delivered_before = True
+                    backoff = self.backoff_initial_s
+                    self._first.set()
+                if not self._stop.is_set():
+                    self.last_error = "stream ended"
+            except SourceError as e:
+                self.last_error = str(e)
+            except Exception as e:  # third-party decode errors: translate, keep going
+                self.last_error = f"{type(e).__name__}: {e}"
+            self.connected = False
+            if self._stop.is_set():
+                break
+            if not delivered_before or not self.reconnect:
+                break  # never connected: open() reports it; or a source that just ends
+            log.warning("%s: connection lost (%s); retrying in %.1f s", self.name, self.last_error, backoff)
+            if self._stop.wait(backoff):
+                break
+            backoff = min(backoff * 2.0, self.backoff_max_s)
+            self.reconnects += 1
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+        self._first.set()
+
+    def _put(self, raw: _Raw) -> None:
+        arrival = time.monotonic()
+        with self._cond:
+            if self._slot is not None:
+                self.dropped += 1  # the consumer never saw the previous frame
+            self._slot = (self.decoded, raw, arrival)
+            self.decoded += 1
+            self._cond.notify()
+
+    def _pts(self, raw_pts: float | None, arrival: float) -> float:
+        """Monotonic source time: container pts, shifted to continue across reconnects."""
+        step = 1.0 / self.fps if self.fps > 0 else 1e-3
+        if raw_pts is None:
+            raw_pts = arrival
+        pts = raw_pts + self._pts_offset
+        if pts <= self._last_pts:
+            self._pts_offset = self._last_pts + step - raw_pts
+            pts = self._last_pts + step
+        self._last_pts = pts
+        return pts
+
+    # -- consumer --------------------------------------------------------------------------
+    def frames(self) -> Iterator[Frame]:
+        if self._thread is None:
+            self.open()
+        while True:
+            with self._cond:
+                while self._slot is None and not self._ended and not self._stop.is_set():
+                    self._cond.wait(0.5)
+                if self._slot is None:
+                    return
+                index, (payload, convert, raw_pts, decode_s), arrival = self._slot
+                self._slot = None
+            t0 = time.perf_counter()
+            image = convert(payload)
+            self.last_decode_s = decode_s + (time.perf_counter() - t0)
+            yield Frame(index=index, image=image, pts_s=self._pts(raw_pts, arrival), arrival_s=arrival)
+
+
+def _av_rgb(vf: Any) -> np.ndarray:
+    return vf.to_ndarray(format="rgb24")
+
+
+def _av_frames(container: Any, stop: threading.Event, src: LiveSource) -> Iterator[_Raw]:
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    src.fps = float(rate) if rate else (src.fps or 30.0)
+    t0 = time.perf_counter()
+    for vf in container.decode(stream):
+        if stop.is_set():
+            return
+        decode_s = time.perf_counter() - t0
+        if src.size == (0, 0):
+            src.size = (int(vf.width), int(vf.height))
+        yield (vf, _av_rgb, None if vf.time is None else float(vf.time), decode_s)
+        t0 = time.perf_counter()
+
+
+class RtspSource(LiveSource):
+    """An RTSP camera via PyAV/FFmpeg over TCP with low-delay flags and timeouts."""
+
+    def __init__(self, url: str, name: str = "rtsp", **kw: Any):
+        super().__init__(name, **kw)
+        self.url = url
+
+    def describe(self) -> str:
+        return self.url
+
+    def _connect(self) -> Iterator[_Raw]:
+        av = import_av()
+        try:
+            container = av.open(
+                self.url,
+                options=dict(RTSP_OPTIONS),
+                timeout=(self.open_timeout_s, self.read_timeout_s),
+            )
+        except (av.FFmpegError, OSError) as e:
+            raise SourceError(f"{type(e).__name__}: {e}") from e
+        try:
+            if not container.streams.video:
+                raise SourceError("no video stream")
+            yield from _av_frames(container, self._stop, self)
+        except av.FFmpegError as e:
+            raise SourceError(f"{type(e).__name__}: {e}") from e
+        finally:
+            container.close()
+
+
+def _bgr_to_rgb(img: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(img[:, :, ::-1])
+
+
+class WebcamSource(LiveSource):
+    """A local camera: PyAV v4l2 (``/dev/video<N>``) first, OpenCV ``VideoCapture(N)`` if that fails.
+
+    width / height / fps_request: what to ask the camera for (it may choose otherwise).
+    """
+
+    def __init__(
+        self,
+        index: int = 0,
+        name: str | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        fps_request: float | None = None,
+        **kw: Any,
+    ):
+        super().__init__(name or f"webcam{index}", **kw)
+        self.index = int(index)
+        self.request = (width, height, fps_request)
+        self.backend = ""
+
+    def describe(self) -> str:
+        return f"webcam:{self.index}"
+
+    def _connect(self) -> Iterator[_Raw]:
+        errors = []
+        try:
+            yield from self._connect_av()
+            return
+        except SourceError as e:
+            if self.decoded:
+                raise  # it worked before: a real loss, let the reader retry
+            errors.append(f"PyAV: {e}")
+        try:
+            yield from self._connect_cv2()
+            return
+        except SourceError as e:
+            errors.append(f"OpenCV: {e}")
+        raise SourceError("; ".join(errors))
+
+    def _connect_av(self) -> Iterator[_Raw]:
+        av = import_av()
+        w, h, f = self.request
+        opts = {}
+        if w and h:
+            opts["video_size"] = f"{w}x{h}"
+        if f:
+            opts["framerate"] = f"{f:g}"
+        try:
+            container = av.open(
+                f"/dev/video{self.index}", format="v4l2", options=opts,
+                timeout=(self.open_timeout_s, self.read_timeout_s),
+            )
+        except (av.FFmpegError, OSError, ValueError) as e:
+            raise SourceError(f"{type(e).__name__}: {e}") from e
+        self.backend = "pyav"
+        try:
+            yield from _av_frames(container, self._stop, self)
+        except av.FFmpegError as e:
+            raise SourceError(f"{type(e).__name__}: {e}") from e
+        finally:
+            container.close()
+
+    def _connect_cv2(self) -> Iterator[_Raw]:
+        try:
+            import cv2
+        except ImportError as e:  # pragma: no cover
+            raise SourceError("OpenCV missing: pip install opencv-python-headless") from e
+        cap = cv2.VideoCapture(self.index)
+        try:
+            if not cap.isOpened():
+                raise SourceError(f"camera {self.index} not available")
+            w, h, f = self.request
+            if w and h:
+                cap.set(cv2.CAP_PROP_FRAME_WIDTH, w)
+                cap.set(cv2.CAP_PROP_FRAME_HEIGHT, h)
+            if f:
+                cap.set(cv2.CAP_PROP_FPS, f)
+            self.fps = float(cap.get(cv2.CAP_PROP_FPS) or 30.0)
+            self.backend = "opencv"
+            t_start = time.monotonic()
+            while not self._stop.is_set():
+                t0 = time.perf_counter()
+                ok, img = cap.read()
+                if not ok:
+                    raise SourceError("camera stopped delivering frames")
+                if self.size == (0, 0):
+                    self.size = (int(img.shape[1]), int(img.shape[0]))
+                yield (img, _bgr_to_rgb, time.monotonic() - t_start, time.perf_counter() - t0)
+        finally:
+            cap.release()
