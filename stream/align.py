@@ -84,38 +84,49 @@ def make_reference(landmarks: np.ndarray, stable: tuple[int, ...] = STABLE) -> n
     return (lm[list(stable)] - centre) @ basis.T / iod
 
 
-def fit_similarity(src: np.ndarray, dst: np.ndarray) -> Similarity:
+def _det3(m: np.ndarray) -> np.ndarray:
+    """Determinants of (T, 3, 3) matrices (explicit formula: cheaper than LAPACK for 3x3)."""
+    return (
+        m[:, 0, 0] * (m[:, 1, 1] * m[:, 2, 2] - m[:, 1, 2] * m[:, 2, 1])
+        - m[:, 0, 1] * (m[:, 1, 0] * m[:, 2, 2] - m[:, 1, 2] * m[:, 2, 0])
+        + m[:, 0, 2] * (m[:, 1, 0] * m[:, 2, 1] - m[:, 1, 1] * m[:, 2, 0])
+    )
+
+
+def fit_similarity(src: np.ndarray, dst: np.ndarray, *, residual: bool = True) -> Similarity:
     """Least-squares similarity from each frame's points onto a fixed reference (Umeyama).
 
     src: (T, P, 3) float, the stable points of T frames (pixels); dst: (P, 3) float, the reference.
     Returns a :class:`Similarity` of length T mapping src[t] onto dst. Frames whose points are
-    non-finite or collapse to one point get ok=False and an identity-like transform (scale 0).
+    non-finite or collapse to one point get ok=False and scale 0. With residual=False the
+    residual_rms field is left NaN (saves time on the per-frame path).
     """
     x = np.asarray(src, dtype=np.float64)
     y = np.asarray(dst, dtype=np.float64)
-    n_p = x.shape[1]
+    inv_p = 1.0 / x.shape[1]
     finite = np.isfinite(x).all(axis=(1, 2))
-    x = np.where(finite[:, None, None], x, 0.0)
-    mx = x.mean(axis=1)
-    my = y.mean(axis=0)
+    if not finite.all():
+        x = np.where(finite[:, None, None], x, 0.0)
+    mx = x.sum(axis=1) * inv_p
+    my = y.sum(axis=0) * inv_p
     xc = x - mx[:, None, :]
     yc = y - my
-    var_x = np.einsum("tpi,tpi->t", xc, xc) / n_p
+    var_x = np.einsum("tpi,tpi->t", xc, xc) * inv_p
     ok = finite & (var_x > _EPS)
-    cov = np.matmul(yc.T[None], xc) / n_p  # (T, 3, 3) = 1/P sum_p yc_p xc_p^T
+    cov = np.matmul(yc.T, xc) * inv_p  # (T, 3, 3) = 1/P sum_p yc_p xc_p^T
     u, sv, vt = np.linalg.svd(cov)
-    d = np.sign(np.linalg.det(u) * np.linalg.det(vt))
-    d = np.where(d == 0, 1.0, d)
-    u = u.copy()
+    # d = -1 where the best orthogonal map is a reflection: flip the weakest axis instead
+    d = np.where(_det3(u) * _det3(vt) < 0.0, -1.0, 1.0)
     u[:, :, 2] *= d[:, None]
     rot = np.matmul(u, vt)
-    sv = sv.copy()
     sv[:, 2] *= d
     scale = np.where(ok, sv.sum(axis=1) / np.where(ok, var_x, 1.0), 0.0)
     trans = my - scale[:, None] * np.einsum("tij,tj->ti", rot, mx)
-    fitted = scale[:, None, None] * np.matmul(x, np.swapaxes(rot, 1, 2)) + trans[:, None, :]
-    resid = np.sqrt(np.mean(np.sum((fitted - y) ** 2, axis=2), axis=1))
-    resid = np.where(ok, resid, np.nan)
+    resid = np.full(x.shape[0], np.nan)
+    if residual:
+        fitted = scale[:, None, None] * np.matmul(x, np.swapaxes(rot, 1, 2)) + trans[:, None, :]
+        resid = np.sqrt(np.mean(np.sum((fitted - y) ** 2, axis=2), axis=1))
+        resid = np.where(ok, resid, np.nan)
     return Similarity(scale=scale, rotation=rot, translation=trans, residual_rms=resid, ok=ok)
 
 

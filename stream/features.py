@@ -187,6 +187,8 @@ _REGION_M = _region_matrix()  # (R, Q): region centroids from gathered region po
 _GROUP_M = _group_matrix()  # (R, G): group means of per-region values
 _N_REGIONS = len(REGION_NAMES)
 _N_DISP = 2 * _N_REGIONS
+_EYE3 = np.eye(3)
+_INV_2SQRT2 = 1.0 / (2.0 * math.sqrt(2.0))
 
 
 class FeatureExtractor:
@@ -210,6 +212,7 @@ class FeatureExtractor:
             for k in self.config.lags_frames_at_30fps
         )
         self._hist_len = max(self.lags)
+        self._lag_back = self._hist_len - np.array(self.lags, dtype=np.intp)  # (L,)
         self._baseline = NeutralBaseline(_N_DISP, self.fps, self.config.neutral)
         self._nan_frame = np.full((1, N_LANDMARKS, 3), np.nan, dtype=np.float32)
         self.reset()
@@ -257,23 +260,32 @@ class FeatureExtractor:
             raise InputError(f"valid must have shape ({lm.shape[0]},), got {v.shape}")
         return self._process(lm, v)
 
+    def _set_reference(self, lm: np.ndarray, ok: np.ndarray) -> None:
+        for i in np.flatnonzero(ok):
+            try:
+                self._reference = make_reference(lm[i])
+                return
+            except ValueError:  # degenerate face (eye centres coincide): not a usable frame
+                ok[i] = False
+
     def _process(self, lm: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n_t = lm.shape[0]
         pts = lm[:, _USED].astype(np.float64)
         ok = valid & np.isfinite(pts).all(axis=(1, 2))
-        if self._reference is None and ok.any():
-            self._reference = make_reference(lm[int(np.argmax(ok))])
+        if self._reference is None:
+            self._set_reference(lm, ok)
         pos = np.zeros((n_t, _N_REGIONS, 2))
-        rot = np.tile(np.eye(3), (n_t, 1, 1))
+        rot = np.broadcast_to(_EYE3, (n_t, 3, 3)).copy()
         idx = np.flatnonzero(ok)
         if idx.size:
-            sel = pts[idx]
-            sim = fit_similarity(sel[:, :_N_STABLE], self._reference)
+            sel = pts[idx] if idx.size < n_t else pts
+            sim = fit_similarity(sel[:, :_N_STABLE], self._reference, residual=False)
             # Region centroids first, then the transform: it is affine, so this equals the
             # centroid of the transformed points and costs 17 points instead of 120.
             cen = np.matmul(_REGION_M, sel[:, _N_STABLE:])  # (n, R, 3)
             xy = np.matmul(cen, np.swapaxes(sim.rotation[:, :2], 1, 2))  # (n, R, 2)
-            xy = sim.scale[:, None, None] * xy + sim.translation[:, None, :2]
+            xy *= sim.scale[:, None, None]
+            xy += sim.translation[:, None, :2]
             pos[idx] = xy
             rot[idx] = sim.rotation
             ok[idx] = sim.ok
@@ -282,22 +294,22 @@ class FeatureExtractor:
         push = self._baseline.push
         for t in np.flatnonzero(ok):
             feats[t, :_N_DISP] = flat[t] - push(flat[t])
-        # Motion over each lag, against a history that spans chunk boundaries.
+        # Motion over every lag at once, against a history that spans chunk boundaries.
         h = self._hist_len
         all_pos = np.concatenate([self._hist_pos, pos])
         all_rot = np.concatenate([self._hist_rot, rot])
         all_ok = np.concatenate([self._hist_ok, ok])
-        n_g = len(GROUP_NAMES)
-        col = _N_DISP
-        for j, k in enumerate(self.lags):
-            prev = slice(h - k, h - k + n_t)
-            both = ok & all_ok[prev]
-            dist = np.sqrt(np.sum((pos - all_pos[prev]) ** 2, axis=2))  # (T, R)
-            feats[:, col : col + n_g] = np.where(both[:, None], dist @ _GROUP_M, 0.0)
-            col += n_g
-            diff = np.sum((rot - all_rot[prev]) ** 2, axis=(1, 2))
-            ang = 2.0 * np.arcsin(np.minimum(np.sqrt(diff) / (2.0 * math.sqrt(2.0)), 1.0))
-            feats[:, _N_DISP + n_g * len(self.lags) + j] = np.where(both, ang, 0.0)
+        prev = self._lag_back[:, None] + np.arange(n_t)  # (L, T) rows of the look-back frames
+        both = ok & all_ok[prev]  # (L, T)
+        dist = np.sqrt(np.sum((pos - all_pos[prev]) ** 2, axis=3))  # (L, T, R)
+        moved = np.matmul(dist, _GROUP_M) * both[:, :, None]  # (L, T, G)
+        n_l = len(self.lags)
+        n_g = _GROUP_M.shape[1]
+        feats[:, _N_DISP : _N_DISP + n_l * n_g] = moved.transpose(1, 0, 2).reshape(n_t, -1)
+        dr = np.sqrt(np.sum((rot - all_rot[prev]) ** 2, axis=(2, 3)))  # (L, T), Frobenius
+        # ||R1 - R2||_F = 2 sqrt(2) sin(angle / 2): stable for small angles, unlike arccos
+        ang = 2.0 * np.arcsin(np.minimum(dr * _INV_2SQRT2, 1.0)) * both
+        feats[:, _N_DISP + n_l * n_g :] = ang.T
         self._hist_pos = all_pos[-h:]
         self._hist_rot = all_rot[-h:]
         self._hist_ok = all_ok[-h:]

@@ -103,3 +103,31 @@ def test_indices_match_mediapipe_geometry():
     assert lm[list(REGIONS["chin"]), 1].max() >= lm[:468, 1].max() - 1.0
     iod = np.linalg.norm(lm[468, :2] - lm[473, :2])
     assert 0.8 < np.linalg.norm(lm[133, :2] - lm[362, :2]) / iod * 2 < 1.4
+
+
+@pytest.mark.mediapipe
+def test_real_tracker_rotation_and_scale_are_removed():
+    """MediaPipe on the astronaut and on a rotated, shrunk copy: features stay at jitter level."""
+    cv2 = pytest.importorskip("cv2")
+    mp = pytest.importorskip("mediapipe")
+    data = pytest.importorskip("skimage.data")
+    from stream.features import extract_features
+
+    img = data.astronaut()
+    h, w = img.shape[:2]
+    frames = []
+    with mp.solutions.face_mesh.FaceMesh(
+        static_image_mode=True, refine_landmarks=True, max_num_faces=1
+    ) as fm:
+        for angle, scale in ((0.0, 1.0), (15.0, 0.8), (-12.0, 1.2)):
+            m = cv2.getRotationMatrix2D((w / 2, h / 3), angle, scale)
+            warped = cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REFLECT)
+            res = fm.process(warped)
+            assert res.multi_face_landmarks
+            pts = res.multi_face_landmarks[0].landmark
+            frames.append([[p.x * w, p.y * h, p.z * w] for p in pts])
+    lm = np.asarray(frames, dtype=np.float32)
+    raw = np.abs(lm[1:, 61, :2] - lm[0, 61, :2]).max() / np.linalg.norm(lm[0, 468] - lm[0, 473])
+    feats, ok = extract_features(lm, np.ones(3, bool), 30.0)
+    assert ok.all() and raw > 0.2  # the mouth corner moved a lot in the image
+    assert np.abs(feats[1:, :34]).max() < 0.05  # but not relative to the aligned face
