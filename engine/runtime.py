@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.backends import create_backend
+from engine.backends import Backend, create_backend
 from engine.model import PfesNet
 from pfes.errors import InputError
 
@@ -62,16 +62,23 @@ class StreamEngine:
     """Slot manager over one backend; see the module docstring.
 
     ``net`` is copied by the backend (later changes to it are not seen). ``backend`` is a
-    name from :data:`engine.backends.BACKENDS`; ``max_streams`` bounds the open slots;
-    ``device`` is ``"cpu"`` or a CUDA device for GPU backends.
+    name from :data:`engine.backends.BACKENDS` (or an already built
+    :class:`engine.backends.Backend` with ``max_streams`` slots); ``max_streams`` bounds the
+    open slots; ``device`` is ``"cpu"`` or a CUDA device for GPU backends.
     """
 
     def __init__(
-        self, net: PfesNet, backend: str = "torch", max_streams: int = 64, device: str = "cpu"
+        self, net: PfesNet, backend: str | Backend = "torch", max_streams: int = 64,
+        device: str = "cpu",
     ):
         self.net = net
-        self.backend = create_backend(backend, net, max_streams, device)
-        self.backend_name = backend
+        if isinstance(backend, Backend):
+            if backend.max_streams != max_streams:
+                raise InputError("the backend was built for a different max_streams")
+            self.backend = backend
+        else:
+            self.backend = create_backend(backend, net, max_streams, device)
+        self.backend_name = self.backend.name
         self.max_streams = int(max_streams)
         self.lookahead_frames = int(net.cfg.lookahead_frames)
         self.in_features = int(net.cfg.in_features)
