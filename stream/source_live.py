@@ -35,7 +35,14 @@ __all__ = ["LiveSource", "RtspSource", "WebcamSource", "RTSP_OPTIONS"]
 log = logging.getLogger(__name__)
 
 # Low-delay RTSP: TCP interleaved (no UDP loss/reordering), no input buffering.
-RTSP_OPTIONS = {"rtsp_transport": "tcp", "fflags": "nobuffer", "flags": "low_delay"}
+# analyzeduration 0.1 s: start decoding after 0.1 s of probing instead of up to 5 s (the SDP
+# already describes the stream); with nobuffer the probed packets are not replayed.
+RTSP_OPTIONS = {
+    "rtsp_transport": "tcp",
+    "fflags": "nobuffer",
+    "flags": "low_delay",
+    "analyzeduration": "100000",
+}
 
 # A raw decoded frame: (payload, convert(payload) -> RGB image, pts_s or None, decode_s)
 _Raw = tuple[Any, Callable[[Any], np.ndarray], float | None, float]
