@@ -233,9 +233,9 @@ def generate_video(seed: Any = 0, config: SynthConfig | None = None, *,
         noise += corr * sd * np.sqrt(cf)
         noise[..., 2] *= 1.5  # the tracker's depth is noisier than x, y
         px += noise
-        safe = free_spans(n, busy, 3)
+        guard = [(a - 2, b + 2) for a, b in busy]  # keep labelled instances clean
         for _ in range(int(rng.poisson(rng.uniform(*cfg.glitches_per_min) * minutes))):
-            span = _place(rng, n, int(rng.integers(1, 4)), safe)
+            span = _place(rng, n, int(rng.integers(1, 4)), free_spans(n, guard + glitches, 1))
             if span is None:
                 continue
             s, e = span
@@ -250,7 +250,8 @@ def generate_video(seed: Any = 0, config: SynthConfig | None = None, *,
             glitches.append((s, e))
         for _ in range(int(rng.poisson(rng.uniform(*cfg.dropouts_per_min) * minutes))):
             span = _place(rng, n, int(rng.integers(cfg.dropout_frames[0],
-                                                   cfg.dropout_frames[1] + 1)), safe)
+                                                   cfg.dropout_frames[1] + 1)),
+                          free_spans(n, guard + glitches + dropouts, 1))
             if span is None:
                 continue
             valid[span[0]:span[1] + 1] = False

@@ -101,14 +101,16 @@ def place_instances(rng: np.random.Generator, n_frames: int, cfg: SynthConfig,
                     ) -> list[Instance]:
     """Sample macro and micro instances for a video of ``n_frames`` frames, sorted by onset.
 
-    Counts are Poisson with a per-video rate; instances never overlap and keep at least
-    ``cfg.min_gap_frames`` frames between one offset and the next onset (and from the ends).
+    Counts are the per-video rate times the length, rounded at random; instances never
+    overlap and keep at least ``cfg.min_gap_frames`` frames between one offset and the next
+    onset (and from the ends).
     """
     fps, minutes = cfg.fps, n_frames / cfg.fps / 60.0
     wanted: list[tuple[str, int]] = []
     for kind, rate, dur in (("macro", cfg.macro_per_min, cfg.macro_duration_s),
                             ("micro", cfg.micro_per_min, cfg.micro_duration_s)):
-        n = int(rng.poisson(rng.uniform(*rate) * minutes))
+        expect = rng.uniform(*rate) * minutes  # stochastic rounding keeps the rate steady
+        n = int(expect) + int(rng.random() < expect - int(expect))
         for _ in range(n):
             if kind == "macro":  # log-uniform: many short, some long
                 d = np.exp(rng.uniform(np.log(dur[0]), np.log(dur[1])))
@@ -146,17 +148,10 @@ def free_spans(n_frames: int, busy: list[tuple[int, int]], gap: int) -> list[tup
     """Inclusive spans of frames at least ``gap`` frames away from every busy span."""
     mask = np.ones(n_frames, dtype=bool)
     for a, b in busy:
-        mask[max(0, a - gap):min(n_frames, b + gap + 1)] = False
-    spans, start = [], None
-    for i, ok in enumerate(mask):
-        if ok and start is None:
-            start = i
-        elif not ok and start is not None:
-            spans.append((start, i - 1))
-            start = None
-    if start is not None:
-        spans.append((start, n_frames - 1))
-    return spans
+        mask[max(0, a - gap):max(0, min(n_frames, b + gap + 1))] = False
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
+    return [(int(a), int(b)) for a, b in zip(starts, ends, strict=True)]
 
 
 def blink_profile(n: int, rng: np.random.Generator) -> np.ndarray:

@@ -1,0 +1,81 @@
+"""Unlabelled distractors: blinks close the eyes, talking moves the mouth, neither is labelled."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from training.synth import SynthConfig, generate_video
+
+
+def _labelled(v) -> np.ndarray:
+    m = np.zeros(len(v.valid), bool)
+    for i in v.instances:
+        m[i.onset:i.offset + 1] = True
+    return m
+
+
+def _eye_gap(clean: np.ndarray) -> np.ndarray:
+    """(T,) mean vertical lid gap of both eyes, IOD units."""
+    return 0.5 * ((clean[:, 145, 1] - clean[:, 159, 1]) + (clean[:, 374, 1] - clean[:, 386, 1]))
+
+
+def test_blinks_close_eyes_at_unlabelled_times():
+    cfg = SynthConfig(blinks_per_min=(15.0, 15.0), talk_bursts_per_min=(0.0, 0.0))
+    v = generate_video(21, cfg, length_s=60, keep_clean=True)
+    assert len(v.blinks) >= 8
+    gap = _eye_gap(v.clean)
+    open_gap = np.median(gap)
+    closed = gap < 0.3 * open_gap
+    labelled = _labelled(v)
+    assert (closed & ~labelled).sum() >= 5  # eyes shut while nothing is labelled
+    for s, e in v.blinks:
+        assert gap[s:e + 1].min() < 0.3 * open_gap
+        assert 3 <= e - s + 1 <= 12  # 100-400 ms at 30 fps
+    # every closure is explained by a blink: no AU43 in the labelled expressions
+    in_blink = np.zeros(len(gap), bool)
+    for s, e in v.blinks:
+        in_blink[s:e + 1] = True
+    assert not (closed & ~in_blink).any()
+
+
+def test_talking_oscillates_mouth_in_unlabelled_spans():
+    cfg = SynthConfig(talk_bursts_per_min=(4.0, 4.0), talk_burst_s=(2.0, 4.0),
+                      blinks_per_min=(0.0, 0.0))
+    v = generate_video(22, cfg, length_s=60, keep_clean=True)
+    assert len(v.talks) >= 2
+    labelled = _labelled(v)
+    opening = v.clean[:, 14, 1] - v.clean[:, 13, 1]  # inner lip gap
+    for s, e in v.talks:
+        assert not labelled[max(0, s - 10):e + 11].any()  # gap kept to labelled instances
+        seg = opening[s:e + 1] - opening[s:e + 1].mean()
+        assert seg.std() > 0.01
+        # oscillation at 2-6 Hz: count mean crossings
+        crossings = np.count_nonzero(np.diff(np.sign(seg)) != 0)
+        hz = crossings / 2 / ((e - s + 1) / v.fps)
+        assert 1.0 <= hz <= 8.0, hz
+
+
+def test_head_motion_jitter_glitches_and_dropouts():
+    cfg = SynthConfig(glitches_per_min=(3.0, 3.0), dropouts_per_min=(3.0, 3.0),
+                      head_turns_per_min=(4.0, 4.0))
+    v = generate_video(23, cfg, length_s=60)
+    assert v.glitches and v.dropouts
+    for s, e in v.dropouts:
+        assert not v.valid[s:e + 1].any()
+    assert v.valid.sum() == len(v.valid) - sum(e - s + 1 for s, e in v.dropouts)
+    assert np.abs(v.pose[:, :3]).max() <= 20.0 + 1e-9
+    assert np.abs(v.pose[:, 0]).max() > 4.0  # the head does turn
+    # jitter: frame-to-frame motion of a stable point is small but not zero
+    lm = v.landmarks[:, 6, :2]
+    step = np.linalg.norm(np.diff(lm, axis=0), axis=1)
+    step = step[np.isfinite(step)]
+    assert 0.05 < np.median(step) < 3.0
+    labelled = _labelled(v)
+    for s, e in v.glitches + v.dropouts:
+        assert not labelled[s:e + 1].any()
+
+
+def test_quiet_config_has_no_distractors():
+    v = generate_video(24, SynthConfig().quiet(), length_s=30)
+    assert not (v.blinks or v.talks or v.glitches or v.dropouts)
+    assert v.valid.all() and not v.pose.any()
