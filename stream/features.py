@@ -305,7 +305,7 @@ class FeatureExtractor:
         moved = np.matmul(dist, _GROUP_M) * both[:, :, None]  # (L, T, G)
         n_l = len(self.lags)
         n_g = _GROUP_M.shape[1]
-        feats[:, _N_DISP : _N_DISP + n_l * n_g] = moved.transpose(1, 0, 2).reshape(n_t, -1)
+        feats[:, _N_DISP : _N_DISP + n_l * n_g] = moved.transpose(1, 0, 2).reshape(n_t, n_l * n_g)
         dr = np.sqrt(np.sum((rot - all_rot[prev]) ** 2, axis=(2, 3)))  # (L, T), Frobenius
         # ||R1 - R2||_F = 2 sqrt(2) sin(angle / 2): stable for small angles, unlike arccos
         ang = 2.0 * np.arcsin(np.minimum(dr * _INV_2SQRT2, 1.0)) * both

@@ -185,3 +185,13 @@ def test_bad_input_raises_input_error():
         extract_features(np.zeros((5, 478, 3), np.float32), np.ones(4, bool), FPS)
     with pytest.raises(InputError):
         FeatureExtractor(0.0)
+
+
+def test_degenerate_and_empty_input():
+    fe = FeatureExtractor(FPS)
+    f, ok = fe.push(np.zeros((478, 3), np.float32))  # all points on one spot: no face
+    assert not ok and not f.any() and fe.reference is None
+    f, ok = fe.push_chunk(np.zeros((0, 478, 3), np.float32), np.zeros(0, bool))
+    assert f.shape == (0, len(FEATURE_NAMES)) and ok.shape == (0,)
+    f, ok = fe.push(_mesh().astype(np.float32))
+    assert ok and fe.reference is not None
