@@ -14,7 +14,10 @@ Pipeline per frame
    coordinates, x and y only (MediaPipe's z is too noisy to help). 17 regions -> a 34-d shape
    vector ``p_t``.
 3. **Neutral baseline** (``calibration.neutral.NeutralBaseline``): a per-track robust estimate of
-   the resting shape, frozen while the face is expressive.
+   the resting shape, frozen while the face is expressive. During the first second of valid
+   frames (warm-up) it is the running median of the frames so far, so an expression already on
+   the face when the track starts reads as neutral until the baseline relocks (see
+   ``NeutralConfig``).
 4. **Features**: displacement from neutral, plus motion over three time scales.
 
 Feature vector (order and units)
@@ -23,26 +26,22 @@ All lengths are fractions of the inter-ocular distance (IOD; distance between th
 of the track's reference frame). +x is towards the subject's left (image right), +y is down, so a
 brow raise gives a negative ``dy``. Regions ending in ``_r`` / ``_l`` are the subject's right /
 left. Lags k are in frames at 30 fps and are scaled to the stream's fps
-(``k_eff = max(1, round(k * fps / 30))``).
+(``k_eff = max(1, floor(k * fps / 30 + 0.5))``: 2, 5, 12 at 30 fps; 4, 10, 24 at 60 fps).
 
-====  ======================================  ====================================================
-idx   names                                   meaning
-====  ======================================  ====================================================
-0-33  ``<region>.dx``, ``<region>.dy`` for     displacement of the region centroid from the neutral
-      the 17 regions in ``REGION_NAMES``       baseline (IOD)
-      order (brow_inner_r, brow_inner_l,
-      brow_outer_r, brow_outer_l,
-      upper_lid_r, upper_lid_l, lower_lid_r,
-      lower_lid_l, nose_wing_r, nose_wing_l,
-      cheek_r, cheek_l, mouth_corner_r,
-      mouth_corner_l, upper_lip, lower_lip,
-      chin)
-34-63 ``<group>.diff<k>`` for k in (2, 5, 12)  mean over the group's regions of the distance the
-      (outer loop) and the 10 groups of      region centroid moved between frame t-k and t (IOD);
-      ``GROUP_NAMES`` (inner loop)            0 if frame t-k had no face or does not exist
-64-66 ``head.rot<k>`` for k in (2, 5, 12)      head rotation between frame t-k and t (radians);
-                                              0 if frame t-k had no face or does not exist
-====  ======================================  ====================================================
+Index ranges (default config, F = 67):
+
+* **0-33, displacement**: ``<region>.dx``, ``<region>.dy`` for the 17 regions of
+  ``REGION_NAMES`` in order (brow_inner_r, brow_inner_l, brow_outer_r, brow_outer_l,
+  upper_lid_r, upper_lid_l, lower_lid_r, lower_lid_l, nose_wing_r, nose_wing_l, cheek_r,
+  cheek_l, mouth_corner_r, mouth_corner_l, upper_lip, lower_lip, chin): the region centroid
+  minus its neutral baseline, in IOD.
+* **34-63, motion**: ``<group>.diff<k>`` for k in (2, 5, 12) (outer loop) and the 10 groups of
+  ``GROUP_NAMES`` (inner loop: brow_inner, brow_outer, upper_lid, lower_lid, nose_wing, cheek,
+  mouth_corner, upper_lip, lower_lip, chin): the mean over the group's regions of the distance
+  (>= 0, IOD) each region centroid moved between frame t-k and frame t, in aligned coordinates.
+  0 when frame t-k had no face or precedes the track.
+* **64-66, head motion**: ``head.rot<k>`` for k in (2, 5, 12): the angle (radians, >= 0) of the
+  head rotation between frame t-k and frame t; 0 under the same condition.
 
 Invalid frames (no face, NaN landmarks, degenerate fit) give a zero vector and valid=False; the
 baseline and reference are kept across such gaps, and the motion features come back k frames
@@ -65,7 +64,15 @@ import numpy as np
 from calibration.neutral import NeutralBaseline, NeutralConfig
 from pfes.errors import InputError, ModelError
 from stream.align import fit_similarity, make_reference
-from stream.regions import GROUP_NAMES, N_LANDMARKS, REGION_GROUPS, REGION_NAMES, REGIONS, STABLE
+from stream.regions import (
+    GROUP_NAMES,
+    N_LANDMARKS,
+    REGION_GROUPS,
+    REGION_NAMES,
+    REGIONS,
+    STABLE,
+    region_matrix,
+)
 
 __all__ = [
     "FEATURE_VERSION",
@@ -166,15 +173,6 @@ _N_STABLE = len(STABLE)
 _USED = np.array(STABLE + _REGION_POINTS, dtype=np.intp)
 
 
-def _region_matrix() -> np.ndarray:
-    pos = {p: i for i, p in enumerate(_REGION_POINTS)}
-    m = np.zeros((len(REGION_NAMES), len(_REGION_POINTS)))
-    for r, name in enumerate(REGION_NAMES):
-        for p in REGIONS[name]:
-            m[r, pos[p]] = 1.0 / len(REGIONS[name])
-    return m
-
-
 def _group_matrix() -> np.ndarray:
     m = np.zeros((len(REGION_NAMES), len(GROUP_NAMES)))
     for g, name in enumerate(GROUP_NAMES):
@@ -183,7 +181,7 @@ def _group_matrix() -> np.ndarray:
     return m
 
 
-_REGION_M = _region_matrix()  # (R, Q): region centroids from gathered region points
+_REGION_M = region_matrix(_REGION_POINTS)  # (R, Q): region centroids from gathered region points
 _GROUP_M = _group_matrix()  # (R, G): group means of per-region values
 _N_REGIONS = len(REGION_NAMES)
 _N_DISP = 2 * _N_REGIONS
