@@ -1,0 +1,89 @@
+"""``pfes listen``: print the events (and optionally status) a ``pfes run`` publishes.
+
+Reports gaps in ``seq`` (missed events) and publisher restarts; replayed duplicates are
+dropped silently. Ctrl-C ends it with a one-line tally.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+__all__ = ["HELP", "add_arguments", "main"]
+
+HELP = "print the expression events a pfes run publishes (reports missed events)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from stream.publish import DEFAULT_ENDPOINT
+
+    parser.add_argument("--connect", metavar="ENDPOINT", default=DEFAULT_ENDPOINT,
+                        help=f"publisher address (default {DEFAULT_ENDPOINT})")
+    parser.add_argument("--topics", nargs="+", default=["event"], metavar="TOPIC",
+                        help="topic prefixes: event, status, intensity, or e.g. event.cam1 "
+                        "(default: event)")
+    parser.add_argument("--json", action="store_true", help="print raw JSON bodies")
+    parser.add_argument("--count", type=int, default=0, metavar="N",
+                        help="exit after N new events (default: run until Ctrl-C)")
+    parser.add_argument("--timeout", type=float, default=0.0, metavar="S",
+                        help="exit after S seconds without any message (default: never)")
+
+
+def _line(kind: str, body: dict) -> str:
+    if kind == "event":
+        return (f"#{body['seq']} {body['stream']} track {body['track']} {body['kind']} "
+                f"frames {body['onset_frame']}-{body['offset_frame']} (apex {body['apex_frame']}) "
+                f"{body['onset_s']:.2f}-{body['offset_s']:.2f} s score {body['score']:.2f} "
+                f"latency {body['latency_ms']:.1f} ms")
+    if kind == "status":
+        lat = body.get("latency_ms", {}).get("compute", {})
+        return (f"[status] {body.get('stream')} fps {body.get('fps', 0):.1f} frames "
+                f"{body.get('frames', 0)} dropped {body.get('dropped', 0)} faces "
+                f"{body.get('faces', 0)} events {body.get('events', 0)} "
+                f"connected {body.get('connected')} compute p50 {lat.get('p50', 0):.1f} ms")
+    return f"[{kind}] {json.dumps(body, separators=(',', ':'))}"
+
+
+def main(args: argparse.Namespace) -> int:
+    from pfes.errors import InputError
+    from stream.subscribe import SeqTracker, Subscriber
+
+    topics = []
+    for t in args.topics:
+        kind = t.split(".", 1)[0]
+        if kind not in ("event", "status", "intensity"):
+            raise InputError(f"unknown topic {t!r}; use event, status, intensity or event.<stream>")
+        topics.append(t if "." in t else t + ".")
+    # seq is per publisher across all its streams: gaps only mean something on all events
+    check_gaps = "event." in topics
+    seq = SeqTracker()
+    new_events = 0
+    last_msg = time.monotonic()
+    try:
+        with Subscriber(args.connect, topics=topics) as sub:
+            print(f"listening on {args.connect} for {' '.join(topics)}", file=sys.stderr)
+            while not args.count or new_events < args.count:
+                m = sub.recv(timeout_s=0.2)
+                if m is None:
+                    if args.timeout and time.monotonic() - last_msg > args.timeout:
+                        break
+                    continue
+                last_msg = time.monotonic()
+                if m.kind == "event":
+                    r = seq.feed(m.body)
+                    if not r.new:
+                        continue
+                    if r.restarted:
+                        print("publisher restarted (seq began again)", file=sys.stderr)
+                    if r.missed and check_gaps:
+                        print(f"gap: missed {r.missed} event(s) before #{m.body['seq']}",
+                              file=sys.stderr)
+                    new_events += 1
+                print(json.dumps(m.body) if args.json else _line(m.kind, m.body), flush=True)
+    except KeyboardInterrupt:
+        pass
+    missed = f", {seq.missed} missed" if check_gaps else ""
+    print(f"{new_events} events{missed}, {seq.duplicates} duplicates", file=sys.stderr)
+    return 0

@@ -1,0 +1,203 @@
+"""``pfes run [SOURCE ...]``: spot expressions live and publish events.
+
+No SOURCE runs the bundled demo clip (stream/assets/demo.mp4) and compares what it finds with
+the clip's known expressions (stream/assets/demo.json). Each event is printed as it happens
+with its latency; at the end a short summary (frames, events, stage latency percentiles;
+``--stats`` for the full per-stage table). Ctrl-C stops cleanly: expressions still open are
+flushed and published, the summary is printed, and the exit code is 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["HELP", "add_arguments", "main", "DEMO_CLIP", "DEMO_TRUTH"]
+
+HELP = "spot facial expressions live in files, webcams or RTSP cameras and publish events"
+
+_ASSETS = Path(__file__).resolve().parents[2] / "stream" / "assets"
+DEMO_CLIP = _ASSETS / "demo.mp4"
+DEMO_TRUTH = _ASSETS / "demo.json"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from stream.publish import DEFAULT_ENDPOINT
+
+    parser.add_argument("sources", nargs="*", metavar="SOURCE",
+                        help="video file, webcam:N or rtsp://URL, optionally NAME=SOURCE "
+                        "(default: the bundled demo clip)")
+    parser.add_argument("--model", metavar="PATH", default=None,
+                        help="checkpoint (default: the bundled model)")
+    parser.add_argument("--publish", metavar="ENDPOINT", default=DEFAULT_ENDPOINT,
+                        help=f"ZeroMQ PUB bind address, or 'off' (default {DEFAULT_ENDPOINT})")
+    parser.add_argument("--events", metavar="PATH|-", default=None,
+                        help="also write events as JSON lines (flushed per event); '-' = stdout")
+    parser.add_argument("--fast", action="store_true",
+                        help="process files as fast as possible instead of at their frame rate")
+    parser.add_argument("--stats", action="store_true",
+                        help="print per-stage latency percentiles at the end")
+    parser.add_argument("--max-faces", type=int, default=1, metavar="N",
+                        help="faces tracked per source (default 1)")
+    parser.add_argument("--backend", default="torch", metavar="NAME",
+                        help="inference backend: torch (default) or numpy (also onnxruntime, compile)")
+    parser.add_argument("--classify-at", choices=("apex", "close"), default=None,
+                        help="override where the model classifies macro/micro")
+    parser.add_argument("--timeout", type=float, default=10.0, metavar="S",
+                        help="live sources: seconds to wait when connecting or reading (default 10)")
+    parser.add_argument("--wait-subscribers", type=int, default=0, metavar="N",
+                        help="before starting, wait up to 10 s for N subscriptions")
+
+
+def _open_model(path: str | None, classify_at: str | None) -> tuple[Any, Any]:
+    from engine.checkpoint import load_checkpoint
+    from engine.detector import DetectorConfig
+    from pfes.errors import InputError, ModelError
+    from stream.features import check_feature_spec
+
+    ckpt = load_checkpoint(path)
+    check_feature_spec(ckpt.meta.get("feature_spec"))
+    try:
+        d = dict(ckpt.meta.get("detector") or {})
+        if classify_at:
+            d["classify_at"] = classify_at
+        det = DetectorConfig.from_dict(d)
+    except InputError as e:
+        raise ModelError(f"{ckpt.path}: bad detector settings in checkpoint: {e}") from e
+    return ckpt, det
+
+
+def _demo_truth() -> list[dict]:
+    try:
+        return list(json.loads(DEMO_TRUTH.read_text())["events"])
+    except (OSError, ValueError, KeyError):
+        return []
+
+
+def _format_event(ev: Any) -> str:
+    return (f"{ev.stream:<10} track {ev.track}  {ev.kind:<5}  frames {ev.onset_frame}-"
+            f"{ev.offset_frame} (apex {ev.apex_frame})  {ev.onset_s:.2f}-{ev.offset_s:.2f} s  "
+            f"score {ev.score:.2f}  p {ev.class_prob:.2f}  latency {ev.latency_ms:.1f} ms")
+
+
+def _match_truth(events: list, truth: list[dict]) -> dict:
+    from training.evaluate import Interval, match_video
+
+    preds = [Interval(e.onset_frame, e.offset_frame, e.kind, e.score) for e in events]
+    gts = [Interval(int(t["onset"]), int(t["offset"]), str(t["type"])) for t in truth]
+    tp = fp = n = 0
+    for kind in ("macro", "micro"):
+        a, b, c = match_video(preds, gts, kind)
+        tp, fp, n = tp + a, fp + b, n + c
+    return {"tp": tp, "fp": fp, "n": n}
+
+
+def _summary(report: Any, names: list[str], truth: list[dict] | None, stats: bool, out) -> None:
+    from stream.pipeline_metrics import STAGES
+
+    print("", file=out)
+    for name in names:
+        s = report.streams[name]
+        line = (f"{name}: {s['frames']} frames, face in {s['frames_with_face']}, "
+                f"{s['events']} events, {s['dropped']} dropped")
+        print(line, file=out)
+        if s["frames"] and not s["frames_with_face"]:
+            print(f"{name}: no face found ({s['frames']} frames): no events", file=out)
+    if truth is not None:
+        evs = [e for e in report.events if e.stream == names[0]]
+        m = _match_truth(evs, truth)
+        print(f"demo clip: found {m['tp']} of {m['n']} known expressions "
+              f"(IoU >= 0.5, same kind), {m['fp']} false alarms", file=out)
+    st = report.stages_ms
+    comp, lat = st["compute"], report.event_latency_ms
+    print(f"per-frame compute p50 {comp['p50']:.1f} ms, p99 {comp['p99']:.1f} ms; "
+          f"event latency p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms "
+          f"({report.wall_s:.1f} s wall)", file=out)
+    if stats:
+        print(f"{'stage':<10} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'n':>7}", file=out)
+        for stage in (*STAGES, "compute"):
+            v = st[stage]
+            print(f"{stage:<10} {v['p50']:8.3f} {v['p90']:8.3f} {v['p99']:8.3f} {v['n']:7d}", file=out)
+        print(f"{'event':<10} {lat['p50']:8.3f} {lat['p90']:8.3f} {lat['p99']:8.3f} {lat['n']:7d}",
+              file=out)
+
+
+def main(args: argparse.Namespace) -> int:
+    from engine.runtime import StreamEngine
+    from pfes.errors import InputError
+    from stream.features import FeatureExtractor
+    from stream.pipeline import Pipeline, PipelineConfig
+    from stream.publish import EventWriter, NullPublisher, ZmqPublisher, check_endpoint
+    from stream.sources import SourceSpec, open_source, parse_source, unique_names
+
+    if args.max_faces < 1:
+        raise InputError(f"--max-faces must be >= 1, got {args.max_faces}")
+    if not args.timeout > 0:
+        raise InputError(f"--timeout must be > 0, got {args.timeout}")
+    if args.publish != "off":
+        check_endpoint(args.publish)
+    truth = None
+    if args.sources:
+        specs = unique_names([parse_source(s) for s in args.sources])
+    else:
+        if not DEMO_CLIP.is_file():
+            raise InputError(f"the bundled demo clip is missing ({DEMO_CLIP}); give a SOURCE")
+        specs = [SourceSpec("file", str(DEMO_CLIP), "demo")]
+        truth = _demo_truth()
+    # stdout stays clean JSON lines when --events -; human lines then go to stderr
+    out = sys.stderr if args.events == "-" else sys.stdout
+
+    ckpt, det = _open_model(args.model, args.classify_at)
+    engine = StreamEngine(ckpt.net, backend=args.backend,
+                          max_streams=max(8, 2 * len(specs) * args.max_faces))
+    sources = []
+    try:
+        for spec in specs:
+            kw = {} if spec.kind == "file" else {
+                "open_timeout_s": args.timeout, "read_timeout_s": args.timeout}
+            src = open_source(spec, realtime=False, **kw)  # the pipeline paces files unless --fast
+            src.open()
+            sources.append(src)
+        for src in sources:
+            w, h = src.size
+            print(f"{src.name}: {w}x{h} @ {src.fps:.2f} fps", file=sys.stderr)
+        publisher = NullPublisher() if args.publish == "off" else ZmqPublisher(args.publish)
+        writer = EventWriter(args.events) if args.events else None
+        try:
+            if args.publish != "off":
+                print(f"publishing events on {publisher.endpoint}", file=sys.stderr)
+                if args.wait_subscribers and not publisher.wait_for_subscribers(
+                        args.wait_subscribers, timeout_s=10.0):
+                    print("no subscriber came within 10 s; starting anyway", file=sys.stderr)
+
+            def show(ev: Any) -> None:
+                print(_format_event(ev), file=out, flush=True)
+
+            def tracker(src: Any) -> Any:
+                from stream.tracker import make_tracker
+
+                return make_tracker("mediapipe", max_faces=args.max_faces, max_missed_frames=10)
+
+            pipe = Pipeline(sources, engine, det, tracker_factory=tracker,
+                            feature_factory=lambda fps: FeatureExtractor(fps),
+                            publisher=publisher, on_event=show, writer=writer,
+                            config=PipelineConfig(realtime=not args.fast))
+            report = pipe.run()
+        finally:
+            publisher.close()
+            if writer is not None:
+                writer.close()
+    finally:
+        for s in sources:
+            s.close()
+    _summary(report, [s.name for s in sources], truth, args.stats, out)
+    if report.interrupted:
+        print("stopped by Ctrl-C; open expressions were flushed", file=sys.stderr)
+    if report.errors:
+        for name, err in report.errors.items():
+            print(f"pfes run: error: {name}: {err}", file=sys.stderr)
+        return max(e.exit_code for e in report.errors.values())
+    return 0
