@@ -84,6 +84,7 @@ class StreamEngine:
         self.in_features = int(net.cfg.in_features)
         self._pushed = np.zeros(self.max_streams, dtype=np.int64)  # frames pushed per slot
         self._open = np.zeros(self.max_streams, dtype=bool)
+        self._mark = np.zeros(self.max_streams, dtype=bool)
         self._free: list[int] = list(range(self.max_streams))  # a heap: lowest slot first
 
     # -- slots --------------------------------------------------------------------------
@@ -117,9 +118,11 @@ class StreamEngine:
         self._pushed[slot] = 0
 
     def _check_open(self, slots: Sequence[int] | np.ndarray) -> None:
-        for s in slots:
-            if not (0 <= int(s) < self.max_streams) or not self._open[int(s)]:
-                raise InputError(f"stream slot {s} is not open")
+        idx = np.asarray(slots, dtype=np.int64).reshape(-1)
+        bad = (idx < 0) | (idx >= self.max_streams)
+        if bad.any() or not self._open[idx].all():
+            first = idx[bad][0] if bad.any() else idx[~self._open[idx]][0]
+            raise InputError(f"stream slot {first} is not open")
 
     # -- stepping -----------------------------------------------------------------------
     def step(self, slots: Sequence[int], x: np.ndarray, valid: np.ndarray) -> StepResult:
@@ -143,16 +146,22 @@ class StreamEngine:
                 np.zeros(0, np.int64), self.lookahead_frames,
             )
         if n == 1:
-            self._check_open(idx)
+            s = int(idx[0])
+            if not (0 <= s < self.max_streams and self._open[s]):
+                raise InputError(f"stream slot {s} is not open")
         else:
-            if len(np.unique(idx)) != n:
-                raise InputError("a slot is listed twice in one step")
             self._check_open(idx)
+        if n > 1:  # duplicates collapse when marked: cheaper than np.unique for large n
+            self._mark[:] = False
+            self._mark[idx] = True
+            if int(np.count_nonzero(self._mark)) != n:
+                raise InputError("a slot is listed twice in one step")
         inten, apex = self.backend.step(idx, x, valid)
         frame = self._pushed[idx] - self.lookahead_frames
         self._pushed[idx] += 1
         ready = frame >= 0
-        frame = np.where(ready, frame, -1)
+        if self.lookahead_frames:
+            frame[~ready] = -1
         return StepResult(inten, apex, ready, frame, self.lookahead_frames)
 
     def flush(self, slot: int) -> StepResult:
