@@ -415,4 +415,3 @@ def make_clip(
     if json_path is not None:
         Path(json_path).write_text(json.dumps(gt, indent=1) + "\n")
     return gt
-
