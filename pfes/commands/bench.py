@@ -177,10 +177,14 @@ def main(args: argparse.Namespace) -> int:
         raise InputError(f"unknown backend(s) {unknown}; choose from {', '.join(BACKENDS)}")
     if args.steps < 1 or args.warmup < 0:
         raise InputError("--steps must be >= 1 and --warmup >= 0")
+    threads = torch.get_num_threads()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    net, label = bench_model(args.model)
-    cells = run_grid(net, backends, args.batch_sizes, args.device, args.warmup, args.steps)
+    try:
+        net, label = bench_model(args.model)
+        cells = run_grid(net, backends, args.batch_sizes, args.device, args.warmup, args.steps)
+    finally:
+        torch.set_num_threads(threads)
     print(f"# engine step latency, {args.device}, model: {label}")
     print(f"# {environment()}")
     print(format_table(cells))
