@@ -140,6 +140,7 @@ class Pipeline:
         self.sequencer = EventSequencer()
         self.events: list[Event] = []
         self._stop = threading.Event()
+        self._engine_done = threading.Event()
         self._queue: queue.Queue = queue.Queue(maxsize=self.cfg.queue_items)
         self._tracks: dict[tuple[int, int], _TrackState] = {}
         self._ended: set[int] = set()
@@ -191,14 +192,17 @@ class Pipeline:
         for w in workers:
             w.start()
         interrupted = False
+        # wait on an Event, not Thread.join: a KeyboardInterrupt inside join() can leave the
+        # thread looking finished while it still runs (CPython), and we must wait for the flush
         try:
-            while engine_thread.is_alive():
-                engine_thread.join(timeout=0.2)
+            while not self._engine_done.wait(0.2):
+                pass
         except KeyboardInterrupt:
             interrupted = True
             log.info("interrupted: stopping sources and flushing open expressions")
             self.stop()
-            engine_thread.join()
+            while not self._engine_done.wait(0.2):
+                pass
         finally:
             self.stop()
             while any(w.thread.is_alive() for w in workers):
@@ -240,6 +244,8 @@ class Pipeline:
             log.exception("engine thread failed")
             self._engine_error = e
             self._stop.set()
+        finally:
+            self._engine_done.set()
 
     def _engine_loop(self) -> None:
         n_src = len(self.sources)
