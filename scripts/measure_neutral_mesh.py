@@ -48,6 +48,11 @@ def measure(image: np.ndarray) -> np.ndarray:
 
 def frontalise(pts: np.ndarray) -> np.ndarray:
     """Rotate, centre and scale pixel landmarks (478, 3) into a frontal unit-IOD mesh."""
+    return frontal_transform(pts)[0]
+
+
+def frontal_transform(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """(mesh (478, 3) float32, rotation (3, 3) whose rows are the new axes, IOD in pixels)."""
     p = pts - pts.mean(axis=0)
     # horizontal axis: mean of left-minus-right vectors
     xa = np.mean([p[b] - p[a] for a, b in _LR_PAIRS], axis=0)
@@ -67,7 +72,7 @@ def frontalise(pts: np.ndarray) -> np.ndarray:
     iod = np.linalg.norm(q[473, :2] - q[468, :2])
     centre = 0.5 * (q[468] + q[473])
     q = (q - centre) / iod
-    return q.astype(np.float32)
+    return q.astype(np.float32), rot, float(iod)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -96,7 +96,7 @@ class SynthVideo:
 @lru_cache(maxsize=1)
 def _basis_matrix() -> np.ndarray:
     b = au_basis()
-    return np.stack([b[c].reshape(-1) for c in CHANNELS])  # (K, 478*3)
+    return np.stack([b[c].reshape(-1) for c in CHANNELS]).astype(np.float32)  # (K, 478*3)
 
 
 def _rng(seed: Any) -> np.random.Generator:
@@ -125,14 +125,26 @@ def _layout(rng: np.random.Generator, cfg: SynthConfig) -> tuple[tuple[int, int]
     return (w, h), float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
 
-def _ar1(rng: np.random.Generator, shape: tuple[int, ...], tau: float) -> np.ndarray:
-    """Unit-variance AR(1) noise along axis 0 with time constant ``tau`` frames."""
-    rho = float(np.exp(-1.0 / tau))
-    e = rng.normal(0.0, np.sqrt(1 - rho**2), size=shape)
-    e[0] /= np.sqrt(1 - rho**2)
+def _jitter(rng: np.random.Generator, shape: tuple[int, ...], tau: float,
+            corr_frac: float) -> np.ndarray:
+    """Unit-variance float32 tracker noise along axis 0: white plus AR(1) (time constant tau).
+
+    One Gaussian draw e feeds both parts, n = a e + b x with x_t = rho x_{t-1} + c e_t,
+    normalised so that Var(n) = 1; ``corr_frac`` is b^2 / (a^2 + b^2).
+    """
+    rho = np.float32(np.exp(-1.0 / tau))
+    c = np.float32(np.sqrt(1 - rho**2))
+    e = rng.standard_normal(size=shape, dtype=np.float32)
+    x = np.empty_like(e)
+    x[0] = e[0]
     for t in range(1, shape[0]):
-        e[t] += rho * e[t - 1]
-    return e
+        np.multiply(x[t - 1], rho, out=x[t])
+        x[t] += c * e[t]
+    a, b = np.sqrt(1 - corr_frac), np.sqrt(corr_frac)
+    x *= np.float32(b)
+    x += np.float32(a) * e
+    x /= np.float32(np.sqrt(a * a + b * b + 2 * a * b * c))
+    return x
 
 
 def generate_video(seed: Any = 0, config: SynthConfig | None = None, *,
@@ -209,7 +221,8 @@ def generate_video(seed: Any = 0, config: SynthConfig | None = None, *,
         blinks.sort()
 
     # shapes, pose, camera
-    shapes = identity.mesh[None] + (chan @ _basis_matrix()).reshape(n, N_LANDMARKS, 3)
+    shapes = (chan.astype(np.float32) @ _basis_matrix()).reshape(n, N_LANDMARKS, 3)
+    shapes += identity.mesh.astype(np.float32)
     fw = identity.face_width_px * rng.uniform(0.92, 1.08)  # the subject sits nearer or farther
     mesh_width = identity.mesh[IDX["face_side_l"], 0] - identity.mesh[IDX["face_side_r"], 0]
     scale0 = fw / mesh_width
@@ -226,12 +239,12 @@ def generate_video(seed: Any = 0, config: SynthConfig | None = None, *,
     valid = np.ones(n, dtype=bool)
     if cfg.distractors:
         sd = rng.uniform(*cfg.jitter_px_at_200px) * fw / 200.0
-        cf = cfg.jitter_corr_frac
-        noise = rng.normal(0.0, sd * np.sqrt(1 - cf), size=px.shape)
-        tau = cfg.jitter_corr_frames
-        corr = _ar1(rng, (n, 1, 3), tau) * np.sqrt(0.5) + _ar1(rng, px.shape, tau) * np.sqrt(0.5)
-        noise += corr * sd * np.sqrt(cf)
-        noise[..., 2] *= 1.5  # the tracker's depth is noisier than x, y
+        tau, cf = cfg.jitter_corr_frames, cfg.jitter_corr_frac
+        # most tracker noise is per landmark; a smaller part moves the whole mesh together
+        noise = _jitter(rng, px.shape, tau, cf)
+        noise *= np.float32(sd * np.sqrt(0.85))
+        noise += _jitter(rng, (n, 1, 3), tau, 1.0) * np.float32(sd * np.sqrt(0.15))
+        noise[..., 2] *= np.float32(1.5)  # the tracker's depth is noisier than x, y
         px += noise
         guard = [(a - 2, b + 2) for a, b in busy]  # keep labelled instances clean
         for _ in range(int(rng.poisson(rng.uniform(*cfg.glitches_per_min) * minutes))):
@@ -258,7 +271,7 @@ def generate_video(seed: Any = 0, config: SynthConfig | None = None, *,
             dropouts.append(span)
         glitches.sort()
         dropouts.sort()
-    lm = px.astype(np.float32)
+    lm = px.astype(np.float32, copy=False)
     lm[~valid] = np.nan
     return SynthVideo(
         name=name, subject=subject, landmarks=lm, valid=valid, fps=fps, image_size=(W, H),

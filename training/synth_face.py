@@ -174,13 +174,15 @@ def project(shapes: np.ndarray, rot: np.ndarray, scale_px: np.ndarray,
     """Pose and project canonical shapes to pixels with a weak-perspective camera.
 
     shapes: (T, 478, 3) canonical units; rot: (T, 3, 3); scale_px: (T,) pixels per IOD unit;
-    centre_px: (T, 2) image position of the head pivot. Returns (T, 478, 3) float64 pixels
+    centre_px: (T, 2) image position of the head pivot. Returns (T, 478, 3) pixels in the dtype
+    of ``shapes``
     (x, y; z on the x scale, 0 at the canonical face plane).
     """
-    rel = shapes - HEAD_PIVOT
-    out = np.einsum("tij,tnj->tni", rot, rel)
-    out *= scale_px[:, None, None]
-    out[:, :, 0] += centre_px[:, None, 0]
-    out[:, :, 1] += centre_px[:, None, 1]
-    out[:, :, 2] += scale_px[:, None] * HEAD_PIVOT[2]  # depth relative to the face, as MediaPipe
+    dt = shapes.dtype
+    rel = shapes - HEAD_PIVOT.astype(dt)
+    # fold the scale into the rotation, then one batched matmul: (T, 478, 3) @ (T, 3, 3)
+    srot = (rot * scale_px[:, None, None]).astype(dt)
+    out = np.matmul(rel, srot.transpose(0, 2, 1))
+    shift = np.stack([centre_px[:, 0], centre_px[:, 1], scale_px * HEAD_PIVOT[2]], axis=1)
+    out += shift[:, None, :].astype(dt)  # depth is relative to the face plane, as in MediaPipe
     return out
