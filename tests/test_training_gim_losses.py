@@ -6,10 +6,24 @@ import numpy as np
 import pytest
 import torch
 
-from training.gim import GimConfig, Point, full_labels, gim_labels, gim_span, hard_labels, theta_for_epoch
+from training.gim import (
+    Point,
+    full_labels,
+    gim_labels,
+    gim_span,
+    hard_labels,
+    theta_for_epoch,
+)
 from training.losses import (
-    LossWeights, apex_focal_loss, apex_targets, iac_loss, iac_pair_weights, intensity_loss,
-    reward_term, select_negatives, smoothness_term,
+    LossWeights,
+    apex_focal_loss,
+    apex_targets,
+    iac_loss,
+    iac_pair_weights,
+    intensity_loss,
+    reward_term,
+    select_negatives,
+    smoothness_term,
 )
 
 

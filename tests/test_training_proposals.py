@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.proposals import ProposalConfig, hard_nms, offline_proposals, soft_nms
 from training.evaluate import Interval
+from training.proposals import ProposalConfig, hard_nms, offline_proposals, soft_nms
 
 
 def _curve():

@@ -129,13 +129,21 @@ def full_labels(points: Sequence[Point], t: int, cfg: GimConfig = GimConfig()) -
 
 
 def gim_span(
-    a: np.ndarray, point: int, cls: int, epoch: int, cfg: GimConfig = GimConfig()
+    a: np.ndarray, point: int, cls: int, epoch: int, cfg: GimConfig = GimConfig(),
+    rank: np.ndarray | None = None,
 ) -> tuple[int, int]:
-    """(pseudo-apex, half-width h) for one point from the intensity curve a: (T,)."""
+    """(pseudo-apex, half-width h) for one point from the intensity curve a: (T,).
+
+    ``rank`` (T,), if given, is any strictly increasing function of a used for the argmax; the
+    trainer passes the pre-sigmoid logit. The argmax is the same in exact arithmetic, but a
+    float32 sigmoid saturates to 1.0 over whole plateaus, where a plain argmax takes the first
+    frame; labels then follow that frame and the pseudo-apex drifts earlier every epoch.
+    """
     t = a.shape[0]
     k = cfg.k_frames[cls]
     lo, hi = _clip(point - k // 4, point + k // 4, t)
-    apex = lo + int(np.argmax(a[lo : hi + 1]))
+    r = a if rank is None else rank
+    apex = lo + int(np.argmax(r[lo : hi + 1]))
     theta = theta_for_epoch(epoch, cfg)
     lo2, hi2 = _clip(apex - k // 2, apex + k // 2, t)
     n = int(np.sum(a[lo2 : hi2 + 1] > theta))
@@ -149,10 +157,12 @@ def gim_labels(
     points: Sequence[Point],
     epoch: int,
     cfg: GimConfig = GimConfig(),
+    rank: np.ndarray | None = None,
 ) -> PseudoLabels:
     """Point-supervised pseudo-labels for one video at ``epoch``.
 
-    a: (T,) intensity, g: (T, P) projected features, both detached from the current network.
+    a: (T,) intensity, g: (T, P) projected features, both detached from the current network;
+    rank: optional (T,) intensity logit for the pseudo-apex argmax (see :func:`gim_span`).
     """
     t = a.shape[0]
     if epoch <= 0:
@@ -169,7 +179,7 @@ def gim_labels(
             lab.y[lo : hi + 1, c] = np.maximum(lab.y[lo : hi + 1, c], y)
             lab.apex_hat.append((p, c))
             continue
-        apex, h = gim_span(a, p, c, epoch, cfg)
+        apex, h = gim_span(a, p, c, epoch, cfg, rank)
         lo, hi = _clip(apex - h, apex + h, t)
         y = _gauss(g, apex, lo, hi)
         lab.y[lo : hi + 1, c] = np.maximum(lab.y[lo : hi + 1, c], y)

@@ -1,0 +1,62 @@
+"""The offline inference path: landmarks -> features -> network -> instances.
+
+This is what ``pfes eval`` scores and what the live pipeline must reproduce exactly (a parity
+test compares them): features from ``stream.features.extract_features`` (the same code the
+live extractor runs), the network's offline ``forward`` (equal to its streaming ``step``), and
+the online peak detector run over the whole curve.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from engine.checkpoint import Checkpoint
+from engine.detector import DetectorConfig, Instance, detect
+from engine.model import PfesNet
+from training.evaluate import Interval
+
+__all__ = ["video_features", "predict_curves", "predict_instances", "to_intervals",
+           "detector_config_of"]
+
+
+def video_features(landmarks: np.ndarray, valid: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 478, 3), (T,) -> features (T, F) float32 and feature validity (T,) bool."""
+    from stream.features import extract_features
+
+    return extract_features(landmarks, valid, fps)
+
+
+@torch.no_grad()
+def predict_curves(net: PfesNet, feats: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """features (T, F), valid (T,) -> intensity (T,) and apex (T, 2), float32 numpy."""
+    was_training = net.training
+    net.eval()
+    x = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32))[None]
+    v = torch.from_numpy(np.asarray(valid, dtype=bool))[None]
+    out = net(x, v)
+    net.train(was_training)
+    return out.intensity[0].numpy(), out.apex[0].numpy()
+
+
+def detector_config_of(ckpt: Checkpoint) -> DetectorConfig:
+    """The operating point stored in the checkpoint (defaults if it has none)."""
+    d = ckpt.meta.get("detector")
+    return DetectorConfig.from_dict(d) if d else DetectorConfig()
+
+
+def predict_instances(
+    ckpt: Checkpoint,
+    landmarks: np.ndarray,
+    valid: np.ndarray,
+    fps: float,
+    detector: DetectorConfig | None = None,
+) -> list[Instance]:
+    """Landmarks of one track (T, 478, 3) -> the instances the live pipeline would emit."""
+    feats, fvalid = video_features(landmarks, valid, fps)
+    inten, apex = predict_curves(ckpt.net, feats, fvalid)
+    return detect(inten, apex, fvalid, detector or detector_config_of(ckpt), fps)
+
+
+def to_intervals(instances: list[Instance]) -> list[Interval]:
+    return [Interval(i.onset, i.offset, i.kind, i.score, i.apex) for i in instances]
