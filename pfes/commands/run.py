@@ -42,8 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="print per-stage latency percentiles at the end")
     parser.add_argument("--max-faces", type=int, default=1, metavar="N",
                         help="faces tracked per source (default 1)")
-    parser.add_argument("--backend", default="torch", metavar="NAME",
-                        help="inference backend: torch (default) or numpy (also onnxruntime, compile)")
+    parser.add_argument("--backend", default="numpy", metavar="NAME",
+                        help="inference backend: numpy (default; fastest for a few faces on a "
+                        "CPU) or torch (also onnxruntime, compile)")
     parser.add_argument("--classify-at", choices=("apex", "close"), default=None,
                         help="override where the model classifies macro/micro")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="S",
@@ -151,6 +152,12 @@ def main(args: argparse.Namespace) -> int:
     out = sys.stderr if args.events == "-" else sys.stdout
 
     ckpt, det = _open_model(args.model, args.classify_at)
+    if args.backend in ("torch", "compile"):
+        import torch
+
+        # one intra-op thread: a per-frame step is tiny, and a thread pool fighting the face
+        # mesh and the decoder for the cores costs more than it gains (benchmarks/RESULTS.md)
+        torch.set_num_threads(1)
     engine = StreamEngine(ckpt.net, backend=args.backend,
                           max_streams=max(8, 2 * len(specs) * args.max_faces))
     sources = []
