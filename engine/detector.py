@@ -23,6 +23,7 @@ evaluation give identical instances for identical curves.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -48,8 +49,12 @@ class DetectorConfig:
     micro_prob_threshold: float = 0.5
     band_ratio: float = 0.2
     min_score: float = 0.0
+    apex_temperature: tuple[float, float] = (1.0, 1.0)  # macro, micro (calibration/temperature)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "apex_temperature", tuple(float(t) for t in self.apex_temperature))
+        if len(self.apex_temperature) != 2 or min(self.apex_temperature) <= 0:
+            raise InputError("apex_temperature must be two positive numbers")
         if not 0.0 <= self.close_threshold <= self.open_threshold <= 1.0:
             raise InputError("detector thresholds need 0 <= close_threshold <= open_threshold <= 1")
         if not 0 < self.min_duration_s <= self.micro_max_duration_s <= self.macro_max_duration_s:
@@ -58,7 +63,9 @@ class DetectorConfig:
             raise InputError("classify_at must be 'apex' or 'close'")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        d["apex_temperature"] = list(self.apex_temperature)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> DetectorConfig:
@@ -121,7 +128,7 @@ class PeakDetector:
             out += self._close(self._last_frame + 1, None)
         self._last_frame = frame
         a = float(intensity) if valid else 0.0
-        p = (float(apex_scores[0]), float(apex_scores[1]))
+        p = (self._temper(float(apex_scores[0]), 0), self._temper(float(apex_scores[1]), 1))
         if a > self.cfg.close_threshold and valid:
             if not self._run_a:
                 self._run_start = frame
@@ -144,6 +151,14 @@ class PeakDetector:
         return out
 
     # -- internals ---------------------------------------------------------------------------
+    def _temper(self, p: float, c: int) -> float:
+        """Temperature-scaled probability: sigmoid(logit(p) / T)."""
+        t = self.cfg.apex_temperature[c]
+        if t == 1.0:
+            return p
+        p = min(max(p, 1e-7), 1 - 1e-7)
+        return 1.0 / (1.0 + math.exp(-math.log(p / (1 - p)) / t))
+
     def _close(self, close_frame: int, close_p: tuple[float, float] | None) -> list[Instance]:
         run_a, run_p, start, too_long = self._run_a, self._run_p, self._run_start, self._too_long
         self._run_a, self._run_p, self._too_long = [], [], False
