@@ -105,6 +105,7 @@ def _model(path: str | None, clip: Path, lm_cache: dict) -> tuple[Checkpoint, De
         d = ck.meta.get("detector")
         return ck, DetectorConfig.from_dict(d) if d else DetectorConfig(), str(ck.path)
     from pipeline_fakes import small_net
+
     from training.infer import predict_curves
 
     lm, valid, fps = _landmarks(clip, lm_cache)
@@ -177,6 +178,9 @@ def main() -> int:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     clip = Path(args.clip)
+    import torch
+
+    torch.set_num_threads(1)  # as pfes run does
     cache: dict = {}
     ck, det, model_name = _model(args.model, clip, cache)
     load = os.getloadavg()
@@ -219,6 +223,8 @@ def main() -> int:
             fps = [v["frames"] / rep.wall_s for v in per.values()]
             drops = [v["dropped"] for v in per.values()]
             res[f"live/{n}"] = {"fps": fps, "dropped": drops, "wall_s": rep.wall_s,
+                                "frames": [v["frames"] for v in per.values()],
+                                "events": len(rep.events),
                                 "compute": (rep.stages_ms["compute"]["p50"],
                                             rep.stages_ms["compute"]["p99"]),
                                 "landmarks": (rep.stages_ms["landmarks"]["p50"],

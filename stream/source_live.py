@@ -83,6 +83,7 @@ class LiveSource(Source):
         self._stop = threading.Event()
         self._ended = False
         self._first = threading.Event()
+        self._consuming = False
         self._thread: threading.Thread | None = None
         self._pts_offset = 0.0
         self._last_pts = float("-inf")
@@ -166,8 +167,10 @@ class LiveSource(Source):
     def _put(self, raw: _Raw) -> None:
         arrival = time.monotonic()
         with self._cond:
-            if self._slot is not None:
-                self.dropped += 1  # the consumer never saw the previous frame
+            if self._slot is not None and self._consuming:
+                # the consumer never saw the previous frame (frames replaced before anyone
+                # started reading, e.g. while the face tracker loads, are not counted)
+                self.dropped += 1
             self._slot = (self.decoded, raw, arrival)
             self.decoded += 1
             self._cond.notify()
@@ -188,6 +191,7 @@ class LiveSource(Source):
     def frames(self) -> Iterator[Frame]:
         if self._thread is None:
             self.open()
+        self._consuming = True
         while True:
             with self._cond:
                 while self._slot is None and not self._ended and not self._stop.is_set():
