@@ -82,16 +82,13 @@ def test_buckets():
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-@pytest.mark.parametrize("name", ["cuda-graph", "compile"])
-def test_gpu_only_backends_say_why_without_cuda(name):
+@pytest.mark.parametrize("name", ["cuda-graph", "compile", "torch"])
+def test_gpu_backends_say_why_without_cuda(name):
     net = _net(0)
-    if name == "cuda-graph":
-        for device in ("cpu", "cuda"):
-            with pytest.raises(DependencyError, match="CUDA"):
-                create_backend(name, net, 4, device)
-    else:  # compile runs on the CPU, but not on a missing GPU
-        with pytest.raises(Exception):  # noqa: B017 - torch raises its own error type here
-            create_backend(name, net, 4, "cuda")
+    devices = ("cpu", "cuda") if name == "cuda-graph" else ("cuda",)  # the others run on cpu
+    for device in devices:
+        with pytest.raises(DependencyError, match="CUDA"):
+            create_backend(name, net, 4, device)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch_tensorrt") is not None,

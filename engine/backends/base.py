@@ -20,11 +20,12 @@ from abc import ABC, abstractmethod
 from typing import ClassVar
 
 import numpy as np
+import torch
 
 from engine.model import PfesNet
-from pfes.errors import InputError
+from pfes.errors import DependencyError, InputError
 
-__all__ = ["Backend", "bucket_for", "default_buckets"]
+__all__ = ["Backend", "bucket_for", "default_buckets", "require_cuda"]
 
 
 class Backend(ABC):
@@ -72,3 +73,18 @@ def bucket_for(n: int, buckets: tuple[int, ...]) -> int:
         if b >= n:
             return b
     raise InputError(f"batch of {n} streams exceeds the largest bucket {buckets[-1]}")
+
+
+def require_cuda(backend: str, device: str) -> None:
+    """Raise DependencyError unless ``device`` is a usable CUDA device."""
+    if not str(device).startswith("cuda"):
+        raise DependencyError(
+            f"the {backend} backend runs on a CUDA GPU only (device {device!r}); "
+            "use --backend numpy, onnxruntime or torch on the CPU"
+        )
+    if not torch.cuda.is_available():
+        raise DependencyError(
+            f"the {backend} backend needs a CUDA GPU and a CUDA build of torch, but "
+            f"torch.cuda.is_available() is False (torch {torch.__version__}); "
+            "use --backend numpy, onnxruntime or torch on this machine"
+        )

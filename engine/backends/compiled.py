@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import torch
 
+from engine.backends.base import require_cuda
 from engine.backends.cuda_graph import BucketedStep
 from engine.model import PfesNet
 
@@ -23,6 +24,8 @@ class CompiledBackend(BucketedStep):
 
     def __init__(self, net: PfesNet, max_streams: int, device: str = "cpu",
                  buckets: tuple[int, ...] | None = None, mode: str | None = None):
+        if str(device).startswith("cuda"):
+            require_cuda(self.name, device)
         super().__init__(net, max_streams, device, buckets)
         self._compiled = torch.compile(self._body, dynamic=False, mode=mode)
 

@@ -28,26 +28,10 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from engine.backends.base import Backend, bucket_for, default_buckets
+from engine.backends.base import Backend, bucket_for, default_buckets, require_cuda
 from engine.model import PfesNet
-from pfes.errors import DependencyError
 
 __all__ = ["BucketedStep", "CudaGraphBackend", "BACKEND", "require_cuda"]
-
-
-def require_cuda(backend: str, device: str) -> None:
-    """Raise DependencyError unless ``device`` is a usable CUDA device."""
-    if not str(device).startswith("cuda"):
-        raise DependencyError(
-            f"the {backend} backend runs on a CUDA GPU only (device {device!r}); "
-            "use --backend numpy, onnxruntime or torch on the CPU"
-        )
-    if not torch.cuda.is_available():
-        raise DependencyError(
-            f"the {backend} backend needs a CUDA GPU and a CUDA build of torch, but "
-            f"torch.cuda.is_available() is False (torch {torch.__version__}); "
-            "use --backend numpy, onnxruntime or torch on this machine"
-        )
 
 
 class BucketedStep(Backend):

@@ -12,7 +12,7 @@ import copy
 import numpy as np
 import torch
 
-from engine.backends.base import Backend
+from engine.backends.base import Backend, require_cuda
 from engine.model import PfesNet
 
 __all__ = ["TorchBackend", "BACKEND"]
@@ -22,6 +22,8 @@ class TorchBackend(Backend):
     name = "torch"
 
     def __init__(self, net: PfesNet, max_streams: int, device: str = "cpu"):
+        if str(device).startswith("cuda"):
+            require_cuda(self.name, device)
         super().__init__(net, max_streams, device)
         self.net = copy.deepcopy(net).to(device).eval()
         self.states = self.net.init_state(self.max_streams)
