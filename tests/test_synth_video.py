@@ -98,3 +98,22 @@ def test_bad_config_is_rejected():
     with pytest.raises(InputError):
         generate_video(0, length_s=0.1)
     assert SynthConfig.from_dict(SynthConfig().to_dict()) == SynthConfig()
+
+
+def test_tracker_gain_scales_motion():
+    import dataclasses
+
+    from training.synth_aus import TRACKER_GAIN
+
+    base = SynthConfig(macro_per_min=(6.0, 6.0), micro_per_min=(0.0, 0.0)).quiet()
+    full = generate_video(31, dataclasses.replace(base, tracker_gain_mix=(0.0, 0.0)),
+                          length_s=30, keep_clean=True)
+    tracked = generate_video(31, dataclasses.replace(base, tracker_gain_mix=(1.0, 1.0)),
+                             length_s=30, keep_clean=True)
+    assert full.instances == tracked.instances and full.instances
+    for ins in full.instances:
+        a = full.clean[ins.apex] - full.clean[ins.onset]
+        b = tracked.clean[ins.apex] - tracked.clean[ins.onset]
+        gains = [TRACKER_GAIN[x.split("_")[0]] for x in ins.aus]
+        ratio = np.linalg.norm(b) / np.linalg.norm(a)
+        assert min(gains) - 1e-3 <= ratio <= max(gains) + 1e-3, (ins.aus, ratio)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from pfes.errors import InputError
-from training.synth_aus import AU_NAMES, au_basis
+from training.synth_aus import AU_NAMES, TRACKER_GAIN, au_basis
 from training.synth_config import SynthConfig
 from training.synth_face import (
     IDX,
@@ -72,7 +72,8 @@ class SynthVideo:
     fps: frames per second; image_size: (W, H) pixels; instances: labelled expressions;
     blinks, talks, glitches, dropouts: unlabelled events as inclusive (start, end) frames;
     pose: (T, 6) yaw, pitch, roll (deg), shift x, shift y (face widths), log-scale;
-    channels: (T, len(CHANNELS)) AU activations; clean: (T, 478, 3) float32 unposed canonical
+    channels: (T, len(CHANNELS)) AU activations (landmark motion = activation x field x the
+    video's tracker gain, see ``SynthConfig.tracker_gain_mix``); clean: (T, 478, 3) float32 unposed canonical
     shapes (IOD units, no jitter) when generated with ``keep_clean=True``, else None.
     """
 
@@ -220,8 +221,10 @@ def generate_video(seed: Any = 0, config: SynthConfig | None = None, *,
                 pose[sl, 2] += rng.uniform(-2, 2) * ins.profile
         blinks.sort()
 
-    # shapes, pose, camera
-    shapes = (chan.astype(np.float32) @ _basis_matrix()).reshape(n, N_LANDMARKS, 3)
+    # shapes (AU motion scaled towards what the tracker reports), pose, camera
+    mix = rng.uniform(*cfg.tracker_gain_mix)
+    gain = np.array([1.0 - mix * (1.0 - TRACKER_GAIN[c[:-2]]) for c in CHANNELS], np.float32)
+    shapes = ((chan.astype(np.float32) * gain) @ _basis_matrix()).reshape(n, N_LANDMARKS, 3)
     shapes += identity.mesh.astype(np.float32)
     fw = identity.face_width_px * rng.uniform(0.92, 1.08)  # the subject sits nearer or farther
     mesh_width = identity.mesh[IDX["face_side_l"], 0] - identity.mesh[IDX["face_side_r"], 0]

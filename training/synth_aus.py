@@ -24,6 +24,7 @@ from training.synth_face import GROUPS, neutral_mesh
 __all__ = [
     "AU_NAMES",
     "AU_REGION",
+    "TRACKER_GAIN",
     "au_fields",
     "au_basis",
     "mirror_index",
@@ -296,6 +297,17 @@ _FIELDS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 
 AU_NAMES: tuple[str, ...] = tuple(_FIELDS)
 
+# How much of each AU's motion MediaPipe 0.10.21 (refine_landmarks) reports: measured by
+# `python scripts/measure_neutral_mesh.py --tracker-gain` (piecewise-affine warps of the
+# astronaut photo by these fields; projection of the tracked motion on the injected one).
+# The face-mesh prior under-reports brow, cheek and nose motion most. Eyelid AUs cannot be
+# measured by warping (a squeezed eye still looks open): their values are a judgement.
+TRACKER_GAIN: dict[str, float] = {
+    "AU1": 0.74, "AU2": 0.52, "AU4": 0.51, "AU5": 0.7, "AU6": 0.12, "AU7": 0.7, "AU9": 0.27,
+    "AU10": 0.84, "AU12": 0.79, "AU14": 0.57, "AU15": 0.63, "AU17": 0.77, "AU20": 0.59,
+    "AU23": 0.56, "AU24": 0.91, "AU25": 0.61, "AU26": 0.67, "AU43": 0.8,
+}
+
 # Face region each AU mainly moves (used by tests and by micro-expression sampling).
 AU_REGION: dict[str, str] = {
     "AU1": "brows", "AU2": "brows", "AU4": "brows", "AU5": "eyes", "AU6": "eyes", "AU7": "eyes",
@@ -348,7 +360,7 @@ EXPRESSIONS: dict[str, tuple[str, ...]] = {
 # Small, usually one-region patterns typical of micro-expressions.
 MICRO_PATTERNS: tuple[tuple[str, ...], ...] = (
     ("AU12",), ("AU6", "AU12"), ("AU12u",), ("AU14u",), ("AU12u", "AU14u"), ("AU4",),
-    ("AU1", "AU2"), ("AU1", "AU4"), ("AU1",), ("AU2",), ("AU7",), ("AU6",), ("AU9",),
-    ("AU10",), ("AU15",), ("AU17",), ("AU15", "AU17"), ("AU23",), ("AU24",), ("AU20",),
-    ("AU5",),
+    ("AU1", "AU2"), ("AU1", "AU4"), ("AU1",), ("AU2",), ("AU7",), ("AU4", "AU7"),
+    ("AU9", "AU10"), ("AU10",), ("AU15",), ("AU17",), ("AU15", "AU17"), ("AU23",), ("AU24",),
+    ("AU20",), ("AU5",),
 )

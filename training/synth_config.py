@@ -56,6 +56,9 @@ class SynthConfig:
     glitches_per_min: Range = (0.0, 1.5)
     dropouts_per_min: Range = (0.0, 1.0)
     dropout_frames: tuple[int, int] = (1, 30)
+    # per video, AU motion is scaled by 1 - mix * (1 - TRACKER_GAIN[au]) with mix drawn from
+    # this range: 0 keeps the FACS magnitudes, 1 gives what MediaPipe reports for them
+    tracker_gain_mix: Range = (0.0, 1.0)
     relax_mouth: bool = True
     distractors: bool = True
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -97,6 +100,7 @@ class SynthConfig:
             (0.0 <= self.head_shift_frac <= 1.0, "head_shift_frac must be in [0, 1]"),
             (0.0 <= self.head_scale_frac <= 0.5, "head_scale_frac must be in [0, 0.5]"),
             (0.0 <= self.jitter_corr_frac <= 1.0, "jitter_corr_frac must be in [0, 1]"),
+            (self.tracker_gain_mix[1] <= 1.0, "tracker_gain_mix must lie in [0, 1]"),
             (self.jitter_corr_frames > 0, "jitter_corr_frames must be > 0"),
             (self.dropout_frames[0] >= 1, "dropout_frames must be >= 1"),
         ]
