@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -133,8 +134,14 @@ def format_table(cells: Sequence[Cell], floor_us: float | None = None) -> str:
 
 def environment() -> str:
     """Library versions and the machine, one line."""
+    cpu = platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
     parts = [f"python {platform.python_version()}", f"torch {torch.__version__}",
-             f"numpy {np.__version__}", f"{platform.machine()}",
+             f"numpy {np.__version__}", f"{os.cpu_count()} x {cpu}",
              f"torch threads {torch.get_num_threads()}"]
     try:
         import onnxruntime
@@ -183,9 +190,10 @@ def main(args: argparse.Namespace) -> int:
     try:
         net, label = bench_model(args.model)
         cells = run_grid(net, backends, args.batch_sizes, args.device, args.warmup, args.steps)
+        env = environment()
     finally:
         torch.set_num_threads(threads)
     print(f"# engine step latency, {args.device}, model: {label}")
-    print(f"# {environment()}")
+    print(f"# {env}")
     print(format_table(cells))
     return 0
