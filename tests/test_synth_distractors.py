@@ -79,3 +79,22 @@ def test_quiet_config_has_no_distractors():
     v = generate_video(24, SynthConfig().quiet(), length_s=30)
     assert not (v.blinks or v.talks or v.glitches or v.dropouts)
     assert v.valid.all() and not v.pose.any()
+
+
+def test_fidgets_and_drift_move_the_face_outside_labels():
+    cfg = SynthConfig(fidgets_per_min=(8.0, 8.0), blinks_per_min=(0.0, 0.0),
+                      talk_bursts_per_min=(0.0, 0.0), resting_drift=0.05)
+    v = generate_video(25, cfg, length_s=60, keep_clean=True)
+    assert len(v.fidgets) >= 4
+    labelled = _labelled(v)
+    for s, e in v.fidgets:
+        assert not labelled[max(0, s - 10):e + 11].any()
+        seg = v.clean[s:e + 1].astype(np.float64)
+        assert np.abs(seg - seg[0]).max() > 1e-3  # something moved
+    # the resting face drifts a little even far from any event
+    busy = labelled.copy()
+    for s, e in v.fidgets:
+        busy[s:e + 1] = True
+    rest = v.clean[~busy].astype(np.float64)
+    spread = np.abs(rest - rest.mean(axis=0)).max()
+    assert 1e-4 < spread < 0.05

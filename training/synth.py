@@ -29,6 +29,7 @@ import numpy as np
 from pfes.errors import InputError
 from training.synth_aus import AU_NAMES, TRACKER_GAIN, au_basis
 from training.synth_config import SynthConfig
+from training.synth_distractors import Distractors, add_distractors, place_span
 from training.synth_face import (
     IDX,
     N_LANDMARKS,
@@ -37,14 +38,7 @@ from training.synth_face import (
     rotation_matrices,
     sample_identity,
 )
-from training.synth_timeline import (
-    Instance,
-    blink_profile,
-    free_spans,
-    head_pose,
-    place_instances,
-    talk_tracks,
-)
+from training.synth_timeline import Instance, free_spans, head_pose, place_instances
 
 __all__ = [
     "SynthConfig",
@@ -70,7 +64,7 @@ class SynthVideo:
 
     landmarks: (T, 478, 3) float32 pixels (NaN where not valid); valid: (T,) bool;
     fps: frames per second; image_size: (W, H) pixels; instances: labelled expressions;
-    blinks, talks, glitches, dropouts: unlabelled events as inclusive (start, end) frames;
+    blinks, talks, fidgets, glitches, dropouts: unlabelled events, inclusive (start, end) frames;
     pose: (T, 6) yaw, pitch, roll (deg), shift x, shift y (face widths), log-scale;
     channels: (T, len(CHANNELS)) AU activations (landmark motion = activation x field x the
     video's tracker gain, see ``SynthConfig.tracker_gain_mix``); clean: (T, 478, 3) float32 unposed canonical
@@ -86,6 +80,7 @@ class SynthVideo:
     instances: list[Instance]
     blinks: list[tuple[int, int]]
     talks: list[tuple[int, int]]
+    fidgets: list[tuple[int, int]]
     glitches: list[tuple[int, int]]
     dropouts: list[tuple[int, int]]
     pose: np.ndarray
@@ -104,17 +99,6 @@ def _rng(seed: Any) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
     return np.random.default_rng(seed)
-
-
-def _place(rng: np.random.Generator, n: int, length: int, spans: list[tuple[int, int]],
-           ) -> tuple[int, int] | None:
-    """A random inclusive span of ``length`` frames inside one of ``spans`` (or None)."""
-    fits = [(a, b) for a, b in spans if b - a + 1 >= length]
-    if not fits:
-        return None
-    a, b = fits[int(rng.integers(len(fits)))]
-    s = int(rng.integers(a, b - length + 2))
-    return s, s + length - 1
 
 
 def _layout(rng: np.random.Generator, cfg: SynthConfig) -> tuple[tuple[int, int], float]:
@@ -187,39 +171,16 @@ def generate_video(seed: Any = 0, config: SynthConfig | None = None, *,
                 chan[ins.onset:ins.offset + 1, _CH[f"{base}_{s}"]] += g * asym * prof
 
     pose = head_pose(rng, n, cfg)
-    blinks: list[tuple[int, int]] = []
-    talks: list[tuple[int, int]] = []
     busy = [(i.onset, i.offset) for i in instances]
     minutes = n / fps / 60.0
+    dis = Distractors()
     if cfg.distractors:
-        for _ in range(int(rng.poisson(rng.uniform(*cfg.blinks_per_min) * minutes))):
-            m = max(3, int(round(rng.uniform(*cfg.blink_duration_s) * fps)))
-            s = int(rng.integers(0, max(1, n - m)))
-            prof = blink_profile(m, rng)
-            e = min(n, s + m)
-            for side in ("r", "l"):
-                c = _CH[f"AU43_{side}"]
-                chan[s:e, c] = np.maximum(chan[s:e, c],
-                                          prof[: e - s] * rng.uniform(0.95, 1.0))
-            blinks.append((s, e - 1))
-        for _ in range(int(rng.poisson(rng.uniform(*cfg.talk_bursts_per_min) * minutes))):
-            m = max(5, int(round(rng.uniform(*cfg.talk_burst_s) * fps)))
-            span = _place(rng, n, m, free_spans(n, busy + talks, cfg.min_gap_frames))
-            if span is None:
-                continue
-            s, e = span
-            for au, track in talk_tracks(rng, m, fps, cfg.talk_freq_hz).items():
-                for side in ("r", "l"):
-                    chan[s:e + 1, _CH[f"{au}_{side}"]] += track
-            pose[s:e + 1, 1] += rng.uniform(0.5, 2.0) * np.sin(
-                np.arange(m) * 2 * np.pi * rng.uniform(0.5, 1.5) / fps)
-            talks.append((s, e))
+        dis = add_distractors(rng, chan, pose, busy, cfg, _CH)
         for ins in instances:  # people often nod or tilt a little while expressing
             if ins.kind == "macro" and rng.random() < 0.3:
                 sl = slice(ins.onset, ins.offset + 1)
                 pose[sl, 1] += rng.uniform(-4, 4) * ins.profile
                 pose[sl, 2] += rng.uniform(-2, 2) * ins.profile
-        blinks.sort()
 
     # shapes (AU motion scaled towards what the tracker reports), pose, camera
     mix = rng.uniform(*cfg.tracker_gain_mix)
@@ -251,7 +212,7 @@ def generate_video(seed: Any = 0, config: SynthConfig | None = None, *,
         px += noise
         guard = [(a - 2, b + 2) for a, b in busy]  # keep labelled instances clean
         for _ in range(int(rng.poisson(rng.uniform(*cfg.glitches_per_min) * minutes))):
-            span = _place(rng, n, int(rng.integers(1, 4)), free_spans(n, guard + glitches, 1))
+            span = place_span(rng, int(rng.integers(1, 4)), free_spans(n, guard + glitches, 1))
             if span is None:
                 continue
             s, e = span
@@ -265,7 +226,7 @@ def generate_video(seed: Any = 0, config: SynthConfig | None = None, *,
                 px[s:e + 1, near] += rng.normal(0, 0.06 * fw, size=3)
             glitches.append((s, e))
         for _ in range(int(rng.poisson(rng.uniform(*cfg.dropouts_per_min) * minutes))):
-            span = _place(rng, n, int(rng.integers(cfg.dropout_frames[0],
+            span = place_span(rng, int(rng.integers(cfg.dropout_frames[0],
                                                    cfg.dropout_frames[1] + 1)),
                           free_spans(n, guard + glitches + dropouts, 1))
             if span is None:
@@ -278,7 +239,8 @@ def generate_video(seed: Any = 0, config: SynthConfig | None = None, *,
     lm[~valid] = np.nan
     return SynthVideo(
         name=name, subject=subject, landmarks=lm, valid=valid, fps=fps, image_size=(W, H),
-        instances=instances, blinks=blinks, talks=talks, glitches=glitches, dropouts=dropouts,
+        instances=instances, blinks=dis.blinks, talks=dis.talks, fidgets=dis.fidgets,
+        glitches=glitches, dropouts=dropouts,
         pose=pose, channels=chan.astype(np.float32), identity=identity,
         clean=shapes.astype(np.float32) if keep_clean else None,
     )

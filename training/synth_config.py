@@ -42,6 +42,10 @@ class SynthConfig:
     talk_bursts_per_min: Range = (0.0, 3.0)
     talk_burst_s: Range = (1.0, 5.0)
     talk_freq_hz: Range = (2.0, 6.0)
+    fidgets_per_min: Range = (2.0, 6.0)
+    fidget_duration_s: Range = (0.3, 2.0)
+    fidget_intensity: Range = (0.05, 0.3)
+    resting_drift: float = 0.05
     head_drift_deg: float = 4.0
     head_turns_per_min: Range = (0.5, 4.0)
     head_turn_deg: Range = (4.0, 20.0)
@@ -96,6 +100,8 @@ class SynthConfig:
             (0.0 <= self.point_sd_frac <= 1.0, "point_sd_frac must be in [0, 1]"),
             (self.blink_duration_s[0] > 0, "blink_duration_s must be > 0"),
             (0.0 <= self.head_drift_deg <= 45.0, "head_drift_deg must be in [0, 45]"),
+            (0.0 <= self.resting_drift <= 0.5, "resting_drift must be in [0, 0.5]"),
+            (self.fidget_duration_s[0] > 0, "fidget_duration_s must be > 0"),
             (0.0 <= self.head_max_deg <= 60.0, "head_max_deg must be in [0, 60]"),
             (0.0 <= self.head_shift_frac <= 1.0, "head_shift_frac must be in [0, 1]"),
             (0.0 <= self.head_scale_frac <= 0.5, "head_scale_frac must be in [0, 0.5]"),

@@ -22,6 +22,7 @@ __all__ = [
     "talk_tracks",
     "head_pose",
     "free_spans",
+    "ou_noise",
 ]
 
 
@@ -164,7 +165,7 @@ def blink_profile(n: int, rng: np.random.Generator) -> np.ndarray:
     return np.where(u <= th, close, reopen) * rng.uniform(0.85, 1.0)
 
 
-def _smooth_noise(rng: np.random.Generator, n: int, tau: float, sd: float,
+def ou_noise(rng: np.random.Generator, n: int, tau: float, sd: float,
                   k: int = 1) -> np.ndarray:
     """(n, k) Ornstein-Uhlenbeck noise with time constant ``tau`` frames and stationary sd."""
     rho = float(np.exp(-1.0 / max(tau, 1e-6)))
@@ -180,18 +181,18 @@ def _smooth_noise(rng: np.random.Generator, n: int, tau: float, sd: float,
 def talk_tracks(rng: np.random.Generator, n: int, fps: float, freq_hz: tuple[float, float],
                 ) -> dict[str, np.ndarray]:
     """AU activations (n,) for one talking burst of n frames: jaw and lip oscillation."""
-    f = np.clip(rng.uniform(*freq_hz) + _smooth_noise(rng, n, fps * 0.5, 0.7)[:, 0],
+    f = np.clip(rng.uniform(*freq_hz) + ou_noise(rng, n, fps * 0.5, 0.7)[:, 0],
                 freq_hz[0], freq_hz[1])
     phase = np.cumsum(2 * np.pi * f / fps) + rng.uniform(0, 2 * np.pi)
     osc = ((1 - np.cos(phase)) / 2) ** 1.3
-    amp = np.clip(rng.uniform(0.5, 1.0) + _smooth_noise(rng, n, fps * 0.2, 0.25)[:, 0], 0.1, 1.3)
+    amp = np.clip(rng.uniform(0.5, 1.0) + ou_noise(rng, n, fps * 0.2, 0.25)[:, 0], 0.1, 1.3)
     ramp = max(2, int(0.12 * fps))
     env = np.ones(n)
     r = (1 - np.cos(np.pi * np.arange(ramp) / ramp)) / 2
     env[:ramp] = r[: min(ramp, n)] if n >= ramp else env[:n]
     env[-ramp:] = np.minimum(env[-ramp:], r[::-1][-min(ramp, n):])
     jaw = rng.uniform(0.25, 0.6)
-    rounding = np.clip(_smooth_noise(rng, n, fps * 0.15, 0.5)[:, 0], 0, None)
+    rounding = np.clip(ou_noise(rng, n, fps * 0.15, 0.5)[:, 0], 0, None)
     return {
         "AU26": jaw * amp * osc * env,
         "AU25": (0.25 + 0.5 * amp * osc) * env,
@@ -217,9 +218,9 @@ def head_pose(rng: np.random.Generator, n: int, cfg: SynthConfig) -> np.ndarray:
     if not cfg.distractors:
         return pose
     tau = rng.uniform(2.0, 6.0) * fps
-    pose[:, :3] = _smooth_noise(rng, n, tau, cfg.head_drift_deg, 3) * np.array([1.0, 0.8, 0.5])
-    pose[:, 3:5] = _smooth_noise(rng, n, tau, cfg.head_shift_frac, 2)
-    pose[:, 5] = _smooth_noise(rng, n, tau, cfg.head_scale_frac, 1)[:, 0]
+    pose[:, :3] = ou_noise(rng, n, tau, cfg.head_drift_deg, 3) * np.array([1.0, 0.8, 0.5])
+    pose[:, 3:5] = ou_noise(rng, n, tau, cfg.head_shift_frac, 2)
+    pose[:, 5] = ou_noise(rng, n, tau, cfg.head_scale_frac, 1)[:, 0]
     n_turns = int(rng.poisson(rng.uniform(*cfg.head_turns_per_min) * n / fps / 60.0))
     for _ in range(n_turns):
         axis = int(rng.choice(3, p=[0.6, 0.3, 0.1]))

@@ -1,0 +1,112 @@
+"""Unlabelled facial activity for the synthetic benchmark: blinks, talking, fidgets, drift.
+
+Real spotting videos are full of facial motion nobody labels: blinks, speech, small mouth and
+brow movements (swallowing, lip pressing, a brief frown), and a resting face that slowly
+changes. These functions add such activity to the AU channel matrix of a video, away from the
+labelled instances where that matters (talking and fidgets keep ``min_gap_frames`` from them;
+blinks and drift may overlap them, as in real data).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from training.synth_config import SynthConfig
+from training.synth_timeline import (
+    blink_profile,
+    free_spans,
+    instance_profile,
+    ou_noise,
+    talk_tracks,
+)
+
+__all__ = ["Distractors", "add_distractors", "place_span", "FIDGET_AUS", "DRIFT_AUS"]
+
+# single actions people make without meaning an expression (never labelled)
+FIDGET_AUS = ("AU17", "AU24", "AU23", "AU25", "AU14u", "AU4", "AU1", "AU2", "AU12u", "AU10",
+              "AU15", "AU20", "AU7")
+# slow changes of the resting face (mouth relaxing, brows settling)
+DRIFT_AUS = ("AU12", "AU15", "AU17", "AU24", "AU4", "AU1", "AU25", "AU7")
+
+
+@dataclass
+class Distractors:
+    """Inclusive (start, end) frame spans of the unlabelled events added to a video."""
+
+    blinks: list[tuple[int, int]] = field(default_factory=list)
+    talks: list[tuple[int, int]] = field(default_factory=list)
+    fidgets: list[tuple[int, int]] = field(default_factory=list)
+
+
+def place_span(rng: np.random.Generator, length: int, spans: list[tuple[int, int]],
+               ) -> tuple[int, int] | None:
+    """A random inclusive span of ``length`` frames inside one of ``spans`` (or None)."""
+    fits = [(a, b) for a, b in spans if b - a + 1 >= length]
+    if not fits:
+        return None
+    a, b = fits[int(rng.integers(len(fits)))]
+    s = int(rng.integers(a, b - length + 2))
+    return s, s + length - 1
+
+
+def _sides(au: str, rng: np.random.Generator) -> tuple[str, list[str]]:
+    if au.endswith("u"):
+        return au[:-1], ["l" if rng.random() < 0.5 else "r"]
+    return au, ["r", "l"]
+
+
+def add_distractors(rng: np.random.Generator, chan: np.ndarray, pose: np.ndarray,
+                    busy: list[tuple[int, int]], cfg: SynthConfig,
+                    channel: dict[str, int]) -> Distractors:
+    """Add blinks, talking, fidgets and resting-face drift to ``chan`` (T, K) in place.
+
+    busy: labelled instance spans; channel: "AU12_l" -> column of ``chan``; pose (T, 6) gets
+    small nods while talking. Returns the event spans.
+    """
+    n, fps = len(chan), cfg.fps
+    minutes = n / fps / 60.0
+    out = Distractors()
+    for _ in range(int(rng.poisson(rng.uniform(*cfg.blinks_per_min) * minutes))):
+        m = max(3, int(round(rng.uniform(*cfg.blink_duration_s) * fps)))
+        s = int(rng.integers(0, max(1, n - m)))
+        prof = blink_profile(m, rng)
+        e = min(n, s + m)
+        for side in ("r", "l"):
+            c = channel[f"AU43_{side}"]
+            chan[s:e, c] = np.maximum(chan[s:e, c], prof[: e - s] * rng.uniform(0.95, 1.0))
+        out.blinks.append((s, e - 1))
+    for _ in range(int(rng.poisson(rng.uniform(*cfg.talk_bursts_per_min) * minutes))):
+        m = max(5, int(round(rng.uniform(*cfg.talk_burst_s) * fps)))
+        span = place_span(rng, m, free_spans(n, busy + out.talks, cfg.min_gap_frames))
+        if span is None:
+            continue
+        s, e = span
+        for au, track in talk_tracks(rng, m, fps, cfg.talk_freq_hz).items():
+            for side in ("r", "l"):
+                chan[s:e + 1, channel[f"{au}_{side}"]] += track
+        pose[s:e + 1, 1] += rng.uniform(0.5, 2.0) * np.sin(
+            np.arange(m) * 2 * np.pi * rng.uniform(0.5, 1.5) / fps)
+        out.talks.append((s, e))
+    for _ in range(int(rng.poisson(rng.uniform(*cfg.fidgets_per_min) * minutes))):
+        m = max(5, int(round(rng.uniform(*cfg.fidget_duration_s) * fps)))
+        span = place_span(rng, m, free_spans(n, busy, cfg.min_gap_frames))
+        if span is None:
+            continue
+        s, e = span
+        au, sides = _sides(FIDGET_AUS[int(rng.integers(len(FIDGET_AUS)))], rng)
+        prof = instance_profile(m, rng, "macro") * rng.uniform(*cfg.fidget_intensity)
+        for side in sides:
+            chan[s:e + 1, channel[f"{au}_{side}"]] += prof
+        out.fidgets.append((s, e))
+    if cfg.resting_drift > 0:
+        tau = rng.uniform(5.0, 15.0) * fps
+        drift = ou_noise(rng, n, tau, cfg.resting_drift, len(DRIFT_AUS))
+        for k, au in enumerate(DRIFT_AUS):
+            for side in ("r", "l"):
+                chan[:, channel[f"{au}_{side}"]] += drift[:, k]
+    out.blinks.sort()
+    out.talks.sort()
+    out.fidgets.sort()
+    return out
