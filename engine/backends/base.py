@@ -25,7 +25,7 @@ import torch
 from engine.model import PfesNet
 from pfes.errors import DependencyError, InputError
 
-__all__ = ["Backend", "bucket_for", "default_buckets", "require_cuda"]
+__all__ = ["Backend", "bucket_for", "default_buckets", "require_cuda", "allow_recompiles"]
 
 
 class Backend(ABC):
@@ -88,3 +88,18 @@ def require_cuda(backend: str, device: str) -> None:
             f"torch.cuda.is_available() is False (torch {torch.__version__}); "
             "use --backend numpy, onnxruntime or torch on this machine"
         )
+
+
+def allow_recompiles(n: int) -> None:
+    """Let torch.compile keep ``n`` more specialisations of one function.
+
+    Each batch bucket (and each backend instance: guards include ``self``) is one entry in the
+    cache of the shared ``_body`` code object; past dynamo's limit (8 by default) it would
+    silently fall back to eager, which would make benchmarks lie.
+    """
+    import torch._dynamo.config as cfg
+
+    for name in ("recompile_limit", "cache_size_limit"):
+        if hasattr(cfg, name):
+            setattr(cfg, name, max(int(getattr(cfg, name)), 8) + n)
+            break

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import torch
 
-from engine.backends.base import require_cuda
+from engine.backends.base import allow_recompiles, require_cuda
 from engine.backends.cuda_graph import BucketedStep
 from engine.model import PfesNet
 
@@ -27,6 +27,7 @@ class CompiledBackend(BucketedStep):
         if str(device).startswith("cuda"):
             require_cuda(self.name, device)
         super().__init__(net, max_streams, device, buckets)
+        allow_recompiles(len(self.buckets))
         self._compiled = torch.compile(self._body, dynamic=False, mode=mode)
 
     def _make_runner(self, b: int) -> Callable[[], None]:

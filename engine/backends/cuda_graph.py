@@ -28,7 +28,13 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from engine.backends.base import Backend, bucket_for, default_buckets, require_cuda
+from engine.backends.base import (
+    Backend,
+    allow_recompiles,
+    bucket_for,
+    default_buckets,
+    require_cuda,
+)
 from engine.model import PfesNet
 
 __all__ = ["BucketedStep", "CudaGraphBackend", "BACKEND", "require_cuda"]
@@ -129,6 +135,8 @@ class CudaGraphBackend(BucketedStep):
             require_cuda(self.name, device)
         super().__init__(net, max_streams, device, buckets)
         self.capture = capture
+        if compile_body:
+            allow_recompiles(len(self.buckets))
         self._body_fn = torch.compile(self._body, dynamic=False) if compile_body else self._body
         self.precision = "fp32" + (" compiled" if compile_body else "")
 
