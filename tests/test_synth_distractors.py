@@ -20,7 +20,8 @@ def _eye_gap(clean: np.ndarray) -> np.ndarray:
 
 
 def test_blinks_close_eyes_at_unlabelled_times():
-    cfg = SynthConfig(blinks_per_min=(15.0, 15.0), talk_bursts_per_min=(0.0, 0.0))
+    cfg = SynthConfig(blinks_per_min=(15.0, 15.0), talk_bursts_per_min=(0.0, 0.0),
+                      saccades_per_min=(0.0, 0.0))
     v = generate_video(21, cfg, length_s=60, keep_clean=True)
     assert len(v.blinks) >= 8
     gap = _eye_gap(v.clean)
@@ -83,7 +84,8 @@ def test_quiet_config_has_no_distractors():
 
 def test_fidgets_and_drift_move_the_face_outside_labels():
     cfg = SynthConfig(fidgets_per_min=(8.0, 8.0), blinks_per_min=(0.0, 0.0),
-                      talk_bursts_per_min=(0.0, 0.0), resting_drift=0.05)
+                      talk_bursts_per_min=(0.0, 0.0), resting_drift=0.05,
+                      saccades_per_min=(0.0, 0.0))
     v = generate_video(25, cfg, length_s=60, keep_clean=True)
     assert len(v.fidgets) >= 4
     labelled = _labelled(v)
@@ -98,3 +100,13 @@ def test_fidgets_and_drift_move_the_face_outside_labels():
     rest = v.clean[~busy].astype(np.float64)
     spread = np.abs(rest - rest.mean(axis=0)).max()
     assert 1e-4 < spread < 0.05
+
+
+def test_gaze_moves_irises_in_saccades():
+    cfg = SynthConfig(saccades_per_min=(30.0, 30.0), blinks_per_min=(0.0, 0.0))
+    v = generate_video(26, cfg, length_s=30, keep_clean=True)
+    iris_x = v.clean[:, 468, 0] - v.clean[:, 33, 0]  # relative to the eye corner
+    step = np.abs(np.diff(iris_x))
+    assert np.ptp(iris_x) > 0.03  # IOD units
+    assert (step > 0.005).sum() >= 5  # several quick shifts
+    assert np.median(step) < 1e-3  # mostly fixations

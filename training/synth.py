@@ -52,7 +52,8 @@ __all__ = [
     "ANNOTATION_COLUMNS",
 ]
 
-CHANNELS: tuple[str, ...] = tuple(f"{au}_{s}" for au in AU_NAMES for s in ("r", "l"))
+CHANNELS: tuple[str, ...] = tuple(f"{au}_{s}" for au in AU_NAMES + ("gaze_x", "gaze_y")
+                                  for s in ("r", "l"))
 _CH = {c: i for i, c in enumerate(CHANNELS)}
 ANNOTATION_COLUMNS = ("subject", "video", "onset", "apex", "offset", "type", "point")
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)

@@ -289,6 +289,17 @@ def _lips_close(m):  # not an AU: closes the measured face's parted lips (identi
     return _vec(lips * (1 - lower), 0.0, 0.45 * gap) + _vec(lips * lower, 0.0, -0.45 * gap)
 
 
+def _gaze(m, axis):  # not an AU: the eyes look aside (x) or down (y); iris moves, lids follow
+    out = np.zeros_like(m)
+    for s in ("r", "l"):
+        iris = list(GROUPS[f"iris_{s}"])
+        out[iris, axis] = 0.1 if axis == 0 else 0.06
+        if axis == 1:  # looking down lowers the upper lid with the eye (a blink look-alike)
+            up, _, _ = _eye_weights(m, s, 0.05)
+            out += _vec(up, 0.0, 0.04)
+    return out
+
+
 _FIELDS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "AU1": _au1, "AU2": _au2, "AU4": _au4, "AU5": _au5, "AU6": _au6, "AU7": _au7,
     "AU9": _au9, "AU10": _au10, "AU12": _au12, "AU14": _au14, "AU15": _au15, "AU17": _au17,
@@ -306,6 +317,7 @@ TRACKER_GAIN: dict[str, float] = {
     "AU1": 0.74, "AU2": 0.52, "AU4": 0.51, "AU5": 0.7, "AU6": 0.12, "AU7": 0.7, "AU9": 0.27,
     "AU10": 0.84, "AU12": 0.79, "AU14": 0.57, "AU15": 0.63, "AU17": 0.77, "AU20": 0.59,
     "AU23": 0.56, "AU24": 0.91, "AU25": 0.61, "AU26": 0.67, "AU43": 0.8,
+    "gaze_x": 1.0, "gaze_y": 1.0,
 }
 
 # Face region each AU mainly moves (used by tests and by micro-expression sampling).
@@ -324,6 +336,8 @@ def au_fields() -> dict[str, np.ndarray]:
     out = {k: f(m) for k, f in _FIELDS.items()}
     out["lips_close"] = _lips_close(m)
     out["smile_relax"] = -0.5 * out["AU12"]
+    out["gaze_x"] = _gaze(m, 0)
+    out["gaze_y"] = _gaze(m, 1)
     for v in out.values():
         v.setflags(write=False)
     return out

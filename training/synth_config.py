@@ -46,6 +46,7 @@ class SynthConfig:
     fidget_duration_s: Range = (0.3, 2.0)
     fidget_intensity: Range = (0.05, 0.3)
     resting_drift: float = 0.05
+    saccades_per_min: Range = (10.0, 40.0)
     head_drift_deg: float = 4.0
     head_turns_per_min: Range = (0.5, 4.0)
     head_turn_deg: Range = (4.0, 20.0)

@@ -1,4 +1,4 @@
-"""Unlabelled facial activity for the synthetic benchmark: blinks, talking, fidgets, drift.
+"""Unlabelled facial activity for the synthetic benchmark: blinks, talking, fidgets, gaze, drift.
 
 Real spotting videos are full of facial motion nobody labels: blinks, speech, small mouth and
 brow movements (swallowing, lip pressing, a brief frown), and a resting face that slowly
@@ -60,7 +60,7 @@ def _sides(au: str, rng: np.random.Generator) -> tuple[str, list[str]]:
 def add_distractors(rng: np.random.Generator, chan: np.ndarray, pose: np.ndarray,
                     busy: list[tuple[int, int]], cfg: SynthConfig,
                     channel: dict[str, int]) -> Distractors:
-    """Add blinks, talking, fidgets and resting-face drift to ``chan`` (T, K) in place.
+    """Add blinks, talking, fidgets, gaze shifts and resting-face drift to ``chan`` (T, K).
 
     busy: labelled instance spans; channel: "AU12_l" -> column of ``chan``; pose (T, 6) gets
     small nods while talking. Returns the event spans.
@@ -100,6 +100,23 @@ def add_distractors(rng: np.random.Generator, chan: np.ndarray, pose: np.ndarray
         for side in sides:
             chan[s:e + 1, channel[f"{au}_{side}"]] += prof
         out.fidgets.append((s, e))
+    if cfg.saccades_per_min[1] > 0:  # fixations joined by 2-3 frame saccades, both eyes
+        gaze = np.zeros((n, 2))
+        t, cur = 0, np.zeros(2)
+        rate = rng.uniform(*cfg.saccades_per_min) / 60.0
+        while t < n:
+            nxt = np.clip(cur + rng.normal(0.0, 0.5, 2), -1.0, 1.0)
+            nxt[1] = max(nxt[1], -0.5)  # people look down more than up
+            dur = int(rng.integers(2, 4))
+            ramp = (1 - np.cos(np.pi * np.arange(1, dur + 1) / dur)) / 2
+            stop = min(n, t + dur)
+            gaze[t:stop] = cur + (nxt - cur) * ramp[: stop - t, None]
+            hold = max(1, int(rng.exponential(1.0 / rate) * fps))
+            gaze[stop:stop + hold] = nxt
+            t, cur = stop + hold, nxt
+        for k, name in enumerate(("gaze_x", "gaze_y")):
+            for side in ("r", "l"):
+                chan[:, channel[f"{name}_{side}"]] += gaze[:, k]
     if cfg.resting_drift > 0:
         tau = rng.uniform(5.0, 15.0) * fps
         drift = ou_noise(rng, n, tau, cfg.resting_drift, len(DRIFT_AUS))
