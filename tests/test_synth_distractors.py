@@ -57,7 +57,7 @@ def test_talking_oscillates_mouth_in_unlabelled_spans():
 
 
 def test_head_motion_jitter_glitches_and_dropouts():
-    cfg = SynthConfig(glitches_per_min=(3.0, 3.0), dropouts_per_min=(3.0, 3.0),
+    cfg = SynthConfig(glitches_per_min=(6.0, 6.0), dropouts_per_min=(6.0, 6.0),
                       head_turns_per_min=(4.0, 4.0))
     v = generate_video(23, cfg, length_s=60)
     assert v.glitches and v.dropouts

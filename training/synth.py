@@ -2,9 +2,11 @@
 
 A video is a MediaPipe-format landmark sequence (T, 478, 3) in pixels of a virtual camera: a
 subject's neutral mesh (``synth_face``), deformed by action-unit fields (``synth_aus``) that
-follow labelled macro/micro expression time courses and unlabelled distractors (blinks,
-talking), posed by 3-D head motion with a weak-perspective camera, then corrupted like a real
-tracker (white and temporally correlated jitter, short glitches, frames with no face).
+follow labelled macro/micro expression time courses and unlabelled distractors
+(``synth_distractors``: blinks, talking, fidgets, gaze shifts, resting-face drift), scaled
+towards what MediaPipe reports for such motion (``TRACKER_GAIN``), posed by 3-D head motion
+with a weak-perspective camera, then corrupted like a real tracker (white and temporally
+correlated jitter, short glitches, frames with no face).
 
 Public entry points:
     generate_video(seed, config) -> SynthVideo   (in memory)
@@ -29,7 +31,7 @@ import numpy as np
 from pfes.errors import InputError
 from training.synth_aus import AU_NAMES, TRACKER_GAIN, au_basis
 from training.synth_config import SynthConfig
-from training.synth_distractors import Distractors, add_distractors, place_span
+from training.synth_distractors import Distractors, add_distractors, place_span, shape_noise
 from training.synth_face import (
     IDX,
     N_LANDMARKS,
@@ -194,6 +196,9 @@ def generate_video(seed: Any = 0, config: SynthConfig | None = None, *,
     cx = rng.uniform(0.35, 0.65) * W
     cy = float(np.clip(rng.uniform(0.4, 0.55) * H, 1.2 * scale0, max(1.2 * scale0,
                                                                         H - 1.5 * scale0)))
+    clean = shapes.copy() if keep_clean else None
+    if cfg.distractors:
+        shapes += shape_noise(rng, identity.mesh, pose, rng.uniform(*cfg.shape_noise_iod))
     rot = rotation_matrices(pose[:, 0], pose[:, 1], pose[:, 2])
     scale = scale0 * np.exp(pose[:, 5])
     centre = np.stack([cx + pose[:, 3] * fw, cy + pose[:, 4] * fw], axis=1)
@@ -243,7 +248,7 @@ def generate_video(seed: Any = 0, config: SynthConfig | None = None, *,
         instances=instances, blinks=dis.blinks, talks=dis.talks, fidgets=dis.fidgets,
         glitches=glitches, dropouts=dropouts,
         pose=pose, channels=chan.astype(np.float32), identity=identity,
-        clean=shapes.astype(np.float32) if keep_clean else None,
+        clean=clean,
     )
 
 

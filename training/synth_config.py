@@ -55,7 +55,10 @@ class SynthConfig:
     head_scale_frac: float = 0.03
     # measured: MediaPipe 0.10.21 (tracking mode) on astronaut() with sub-pixel shifts and sensor
     # noise jitters 0.2-0.24 px sd per coordinate at a 92 px face width, mostly per landmark
-    jitter_px_at_200px: Range = (0.2, 0.6)
+    # and about 0.2 px per coordinate at a 170 px face width in a warped 640x360 clip
+    jitter_px_at_200px: Range = (0.15, 0.4)
+    # spatially smooth tracker error (IOD units), see synth_distractors.shape_noise
+    shape_noise_iod: Range = (0.003, 0.008)
     jitter_corr_frac: float = 0.4
     jitter_corr_frames: float = 4.0
     glitches_per_min: Range = (0.0, 1.5)

@@ -22,7 +22,8 @@ from training.synth_timeline import (
     talk_tracks,
 )
 
-__all__ = ["Distractors", "add_distractors", "place_span", "FIDGET_AUS", "DRIFT_AUS"]
+__all__ = ["Distractors", "add_distractors", "place_span", "shape_noise", "FIDGET_AUS",
+           "DRIFT_AUS"]
 
 # single actions people make without meaning an expression (never labelled)
 FIDGET_AUS = ("AU17", "AU24", "AU23", "AU25", "AU14u", "AU4", "AU1", "AU2", "AU12u", "AU10",
@@ -127,3 +128,28 @@ def add_distractors(rng: np.random.Generator, chan: np.ndarray, pose: np.ndarray
     out.talks.sort()
     out.fidgets.sort()
     return out
+
+
+def shape_noise(rng: np.random.Generator, mesh: np.ndarray, pose: np.ndarray, sd_iod: float,
+                n_fields: int = 12, tau_frames: float = 3.0) -> np.ndarray:
+    """Spatially smooth tracker error (T, 478, 3) float32 in canonical IOD units.
+
+    A real face mesh does not jitter point by point only: neighbouring landmarks err together
+    (the model's shape prior), and more so while the head moves. This is a sum of ``n_fields``
+    random smooth bumps (Gaussian, 0.2-0.5 IOD wide, random direction) with AR(1) weights of
+    standard deviation ``sd_iod``, scaled up by the head's angular speed (x2 at 1 deg/frame).
+    mesh: (478, 3) canonical shape; pose: (T, 6) as from ``head_pose``.
+    """
+    n = len(pose)
+    centres = mesh[rng.integers(0, len(mesh), size=n_fields)]
+    widths = rng.uniform(0.2, 0.5, size=n_fields)
+    dirs = rng.normal(size=(n_fields, 3)) * np.array([1.0, 1.0, 0.5])
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    d2 = ((mesh[None, :, :2] - centres[:, None, :2]) ** 2).sum(-1)  # (K, 478)
+    fields = np.exp(-d2 / (2 * widths[:, None] ** 2))[:, :, None] * dirs[:, None, :]
+    coef = ou_noise(rng, n, tau_frames, sd_iod, n_fields)  # (T, K)
+    speed = np.zeros(n)
+    speed[1:] = np.abs(np.diff(pose[:, :3], axis=0)).sum(axis=1)
+    coef *= (1.0 + speed)[:, None]
+    out = coef.astype(np.float32) @ fields.reshape(n_fields, -1).astype(np.float32)
+    return out.reshape(n, len(mesh), 3)

@@ -23,6 +23,7 @@ __all__ = [
     "head_pose",
     "free_spans",
     "ou_noise",
+    "smooth_noise",
 ]
 
 
@@ -178,6 +179,24 @@ def ou_noise(rng: np.random.Generator, n: int, tau: float, sd: float,
     return out
 
 
+def smooth_noise(rng: np.random.Generator, n: int, tau: float, sd: float, k: int = 1,
+                 smooth: float = 10.0) -> np.ndarray:
+    """(n, k) smooth random drift: OU noise (time constant ``tau`` frames) passed through a
+    second exponential smoother (``smooth`` frames) so the path has no frame-to-frame
+    roughness, rescaled to the stationary sd."""
+    x = ou_noise(rng, n, tau, 1.0, k)
+    a = float(np.exp(-1.0 / max(smooth, 1e-6)))
+    y = np.empty_like(x)
+    acc = x[0].copy()
+    for t in range(n):
+        acc = a * acc + (1 - a) * x[t]
+        y[t] = acc
+    # stationary variance of the cascade, relative to the OU's unit variance
+    r = float(np.exp(-1.0 / max(tau, 1e-6)))
+    var = (1 - a) ** 2 * (1 + a * r) / ((1 - a * a) * (1 - a * r)) if smooth > 0 else 1.0
+    return y * (sd / np.sqrt(var))
+
+
 def talk_tracks(rng: np.random.Generator, n: int, fps: float, freq_hz: tuple[float, float],
                 ) -> dict[str, np.ndarray]:
     """AU activations (n,) for one talking burst of n frames: jaw and lip oscillation."""
@@ -209,7 +228,7 @@ def _step(n: int, start: float, length: float) -> np.ndarray:
 def head_pose(rng: np.random.Generator, n: int, cfg: SynthConfig) -> np.ndarray:
     """(n, 6) head pose: yaw, pitch, roll (degrees), shift x, shift y (face widths), log-scale.
 
-    Slow drift (OU noise, time constant 2-6 s) plus quick turns: a raised-cosine move of
+    Slow drift (smoothed OU noise, time constant 2-6 s) plus quick turns: a raised-cosine move of
     4-20 degrees over 0.2-0.8 s, held 0.5-4 s, and (usually) a return. Angles are clipped to
     +-cfg.head_max_deg.
     """
@@ -218,9 +237,10 @@ def head_pose(rng: np.random.Generator, n: int, cfg: SynthConfig) -> np.ndarray:
     if not cfg.distractors:
         return pose
     tau = rng.uniform(2.0, 6.0) * fps
-    pose[:, :3] = ou_noise(rng, n, tau, cfg.head_drift_deg, 3) * np.array([1.0, 0.8, 0.5])
-    pose[:, 3:5] = ou_noise(rng, n, tau, cfg.head_shift_frac, 2)
-    pose[:, 5] = ou_noise(rng, n, tau, cfg.head_scale_frac, 1)[:, 0]
+    sm = 0.3 * fps  # no frame-to-frame roughness: heads drift smoothly
+    pose[:, :3] = smooth_noise(rng, n, tau, cfg.head_drift_deg, 3, sm) * np.array([1, 0.8, 0.5])
+    pose[:, 3:5] = smooth_noise(rng, n, tau, cfg.head_shift_frac, 2, sm)
+    pose[:, 5] = smooth_noise(rng, n, tau, cfg.head_scale_frac, 1, sm)[:, 0]
     n_turns = int(rng.poisson(rng.uniform(*cfg.head_turns_per_min) * n / fps / 60.0))
     for _ in range(n_turns):
         axis = int(rng.choice(3, p=[0.6, 0.3, 0.1]))
