@@ -39,6 +39,7 @@ from training.synth_face import (
     project,
     rotation_matrices,
     sample_identity,
+    unproject,
 )
 from training.synth_timeline import Instance, free_spans, head_pose, place_instances
 
@@ -50,6 +51,7 @@ __all__ = [
     "generate_video",
     "generate_dataset",
     "write_video_npz",
+    "unpose",
     "annotation_rows",
     "ANNOTATION_COLUMNS",
 ]
@@ -69,6 +71,8 @@ class SynthVideo:
     fps: frames per second; image_size: (W, H) pixels; instances: labelled expressions;
     blinks, talks, fidgets, glitches, dropouts: unlabelled events, inclusive (start, end) frames;
     pose: (T, 6) yaw, pitch, roll (deg), shift x, shift y (face widths), log-scale;
+    scale_px: (T,) pixels per IOD unit and centre_px: (T, 2) head-pivot position, the camera
+    that ``unpose`` inverts;
     channels: (T, len(CHANNELS)) AU activations (landmark motion = activation x field x the
     video's tracker gain, see ``SynthConfig.tracker_gain_mix``); clean: (T, 478, 3) float32 unposed canonical
     shapes (IOD units, no jitter) when generated with ``keep_clean=True``, else None.
@@ -87,6 +91,8 @@ class SynthVideo:
     glitches: list[tuple[int, int]]
     dropouts: list[tuple[int, int]]
     pose: np.ndarray
+    scale_px: np.ndarray
+    centre_px: np.ndarray
     channels: np.ndarray
     identity: FaceIdentity
     clean: np.ndarray | None = None
@@ -247,9 +253,17 @@ def generate_video(seed: Any = 0, config: SynthConfig | None = None, *,
         name=name, subject=subject, landmarks=lm, valid=valid, fps=fps, image_size=(W, H),
         instances=instances, blinks=dis.blinks, talks=dis.talks, fidgets=dis.fidgets,
         glitches=glitches, dropouts=dropouts,
-        pose=pose, channels=chan.astype(np.float32), identity=identity,
+        pose=pose, scale_px=scale, centre_px=centre, channels=chan.astype(np.float32),
+        identity=identity,
         clean=clean,
     )
+
+
+def unpose(video: SynthVideo) -> np.ndarray:
+    """The video's landmarks with the known head pose removed: (T, 478, 3) float64 canonical
+    units (IOD). Tracker noise, glitches and NaN frames stay in."""
+    rot = rotation_matrices(video.pose[:, 0], video.pose[:, 1], video.pose[:, 2])
+    return unproject(video.landmarks, rot, video.scale_px, video.centre_px)
 
 
 def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:

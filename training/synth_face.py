@@ -28,6 +28,7 @@ __all__ = [
     "sample_identity",
     "rotation_matrices",
     "project",
+    "unproject",
     "HEAD_PIVOT",
 ]
 
@@ -186,3 +187,11 @@ def project(shapes: np.ndarray, rot: np.ndarray, scale_px: np.ndarray,
     shift = np.stack([centre_px[:, 0], centre_px[:, 1], scale_px * HEAD_PIVOT[2]], axis=1)
     out += shift[:, None, :].astype(dt)  # depth is relative to the face plane, as in MediaPipe
     return out
+
+
+def unproject(px: np.ndarray, rot: np.ndarray, scale_px: np.ndarray,
+              centre_px: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`project` for a known pose: (T, 478, 3) pixels -> canonical units."""
+    shift = np.stack([centre_px[:, 0], centre_px[:, 1], scale_px * HEAD_PIVOT[2]], axis=1)
+    rel = (px.astype(np.float64) - shift[:, None, :]) / scale_px[:, None, None]
+    return np.matmul(rel, rot) + HEAD_PIVOT
