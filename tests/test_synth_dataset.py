@@ -127,3 +127,21 @@ def test_single_video_is_deterministic():
     c = generate_video(10, length_s=10)
     assert a.landmarks.shape != c.landmarks.shape or not np.array_equal(
         a.landmarks, c.landmarks, equal_nan=True)
+
+
+def test_cli_config_file_and_bad_values(tmp_path, capsys):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text('{"micro_per_min": [6, 6], "video_length_s": [10, 10]}')
+    out = tmp_path / "o"
+    assert cli_main(["synth", "--out", str(out), "--subjects", "1", "--videos-per-subject", "1",
+                     "--config", str(cfg)]) == 0
+    rows = (out / "annotations.csv").read_text().splitlines()[1:]
+    assert sum(r.split(",")[5] == "micro" for r in rows) >= 1
+    capsys.readouterr()
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"nonsense": 1}')
+    for argv in (["--config", str(bad)], ["--config", str(tmp_path / "missing.json")],
+                 ["--fps", "0"]):
+        assert cli_main(["synth", "--out", str(tmp_path / "x"), *argv]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("pfes synth: error:"), err

@@ -97,6 +97,11 @@ def test_bad_config_is_rejected():
         SynthConfig.from_dict({"fps": 30, "bogus": 1})
     with pytest.raises(InputError):
         generate_video(0, length_s=0.1)
+    for bad in ({"micro_per_min": "abc"}, {"fps": "30"}, {"distractors": 1},
+                {"frame_sizes_px": [[640.5, 360]]}, {"min_gap_frames": 2.5},
+                {"jitter_px_at_200px": [0.1]}):
+        with pytest.raises(InputError):
+            SynthConfig.from_dict(bad)
     assert SynthConfig.from_dict(SynthConfig().to_dict()) == SynthConfig()
 
 

@@ -79,7 +79,20 @@ class SynthConfig:
             raise InputError(f"fps must be in [5, 1000], got {self.fps!r}")
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            if f.name in ("frame_sizes_px", "extra") or not isinstance(v, tuple):
+            if f.name == "extra":
+                continue
+            default = f.default
+            if isinstance(default, bool):
+                if not isinstance(v, bool):
+                    raise InputError(f"{f.name} must be true or false, got {v!r}")
+                continue
+            if isinstance(default, (int, float)):
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                    raise InputError(f"{f.name} must be a number, got {v!r}")
+                continue
+            if not isinstance(v, tuple):
+                raise InputError(f"{f.name} must be a list, got {v!r}")
+            if f.name == "frame_sizes_px":
                 continue
             if len(v) != 2 or not all(isinstance(x, (int, float)) and math.isfinite(x)
                                       for x in v):
@@ -87,7 +100,9 @@ class SynthConfig:
             if v[0] < 0 or v[0] > v[1]:
                 raise InputError(f"{f.name} must satisfy 0 <= low <= high, got {v!r}")
         if not self.frame_sizes_px or any(
-                len(s) != 2 or int(s[0]) < 64 or int(s[1]) < 64 for s in self.frame_sizes_px):
+                not isinstance(s, tuple) or len(s) != 2
+                or not all(isinstance(x, int) and not isinstance(x, bool) for x in s)
+                or s[0] < 64 or s[1] < 64 for s in self.frame_sizes_px):
             raise InputError(f"frame_sizes_px must be (W, H) pairs >= 64, got "
                              f"{self.frame_sizes_px!r}")
         checks = [
@@ -112,7 +127,8 @@ class SynthConfig:
             (0.0 <= self.jitter_corr_frac <= 1.0, "jitter_corr_frac must be in [0, 1]"),
             (self.tracker_gain_mix[1] <= 1.0, "tracker_gain_mix must lie in [0, 1]"),
             (self.jitter_corr_frames > 0, "jitter_corr_frames must be > 0"),
-            (self.dropout_frames[0] >= 1, "dropout_frames must be >= 1"),
+            (self.dropout_frames[0] >= 1 and all(isinstance(x, int) for x in self.dropout_frames),
+             "dropout_frames must be integers >= 1"),
         ]
         for ok, msg in checks:
             if not ok:

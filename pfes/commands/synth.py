@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -21,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="videos per subject (default 2)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate (default 30)")
+    parser.add_argument("--config", metavar="JSON",
+                        help="JSON file of SynthConfig fields to override "
+                             "(e.g. {\"micro_per_min\": [2, 3]})")
     parser.add_argument("--quiet-distractors", action="store_true",
                         help="no blinks, talking, head motion, jitter, glitches or dropouts")
     parser.add_argument("--force", action="store_true",
@@ -37,7 +41,18 @@ def main(args: argparse.Namespace) -> int:
         raise InputError("--seed must be >= 0")
     if out.exists() and out.is_dir() and any(out.iterdir()) and not args.force:
         raise InputError(f"{out} is not empty (use --force to overwrite)")
-    cfg = SynthConfig(fps=args.fps, distractors=not args.quiet_distractors)
+    fields: dict = {}
+    if args.config:
+        try:
+            fields = json.loads(Path(args.config).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise InputError(f"cannot read --config {args.config}: {e}") from e
+        if not isinstance(fields, dict):
+            raise InputError(f"--config {args.config} must hold a JSON object")
+    fields = {**fields, "fps": args.fps}
+    if args.quiet_distractors:
+        fields["distractors"] = False
+    cfg = SynthConfig.from_dict(fields)
     tty = sys.stderr.isatty()
 
     def progress(done: int, n: int) -> None:
@@ -45,9 +60,12 @@ def main(args: argparse.Namespace) -> int:
             end = "\n" if done == n or not tty else ""
             print(f"\rpfes synth: {done}/{n} videos", end=end, file=sys.stderr, flush=True)
 
-    summary = generate_dataset(out, subjects=args.subjects,
-                               videos_per_subject=args.videos_per_subject, seed=args.seed,
-                               config=cfg, overwrite=args.force, progress=progress)
+    try:
+        summary = generate_dataset(out, subjects=args.subjects,
+                                   videos_per_subject=args.videos_per_subject, seed=args.seed,
+                                   config=cfg, overwrite=args.force, progress=progress)
+    except OSError as e:
+        raise InputError(f"cannot write {out}: {e.strerror or e}") from e
     print(f"wrote {summary['videos']} videos ({summary['seconds'] / 60:.1f} min, "
           f"{summary['macro']} macro, {summary['micro']} micro) to {out}")
     return 0
