@@ -122,3 +122,18 @@ def test_projection_rotates_and_scales():
     assert px[1, 1, 0] > px[0, 1, 0]  # positive yaw turns the nose to image-right
     r = rotation_matrices(np.array([7.0]), np.array([-5.0]), np.array([12.0]))[0]
     assert np.allclose(r @ r.T, np.eye(3))
+
+
+@pytest.mark.mediapipe
+def test_committed_mesh_matches_a_fresh_measurement():
+    pytest.importorskip("mediapipe")
+    skdata = pytest.importorskip("skimage.data")
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "measure_neutral_mesh.py"
+    spec = importlib.util.spec_from_file_location("measure_neutral_mesh", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    fresh = mod.frontalise(mod.measure(skdata.astronaut()))
+    assert np.abs(fresh - neutral_mesh()).max() < 1e-3
