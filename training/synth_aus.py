@@ -211,8 +211,8 @@ def _au12(m):  # lip corner puller (zygomaticus major): corners obliquely up and
 
 
 def _au14(m):  # dimpler (buccinator): corners tightened, drawn slightly out and back
-    corner = _rbf(m, _both((61, 78)), 0.1)
-    return _vec(corner, 0.035 * _lateral(m), -0.01, 0.04)
+    corner = _rbf(m, _both((61, 78)), 0.11)
+    return _vec(corner, 0.055 * _lateral(m), -0.02, 0.05)
 
 
 def _au15(m):  # lip corner depressor (depressor anguli oris): corners pulled down
