@@ -118,15 +118,8 @@ def _int(row: dict, key: str, where: str) -> int:
         raise InputError(f"{where}: column {key!r} must be an integer, got {row.get(key)!r}") from e
 
 
-def load_dataset(root: str | os.PathLike) -> Dataset:
-    """Read a dataset directory; checks columns, kinds, frame order and that files exist."""
-    root = Path(root)
-    ann_path = root / "annotations.csv"
-    if not root.is_dir():
-        raise InputError(f"dataset directory not found: {root}")
-    if not ann_path.is_file():
-        raise InputError(f"{root}: no annotations.csv (see design.md for the dataset layout)")
-    with open(ann_path, newline="") as f:
+def _read_annotations(ann_path: Path) -> list[Annotation]:
+    with open(ann_path, newline="", encoding="utf-8-sig") as f:  # -sig: spreadsheet BOMs
         reader = csv.DictReader(f)
         need = {"subject", "video", "onset", "apex", "offset", "type"}
         missing = need - set(reader.fieldnames or [])
@@ -144,6 +137,21 @@ def load_dataset(root: str | os.PathLike) -> Dataset:
                 raise InputError(f"{where}: need 0 <= onset <= apex <= offset, got {on},{ap},{off}")
             pt = _int(row, "point", where) if has_point and row.get("point") not in (None, "") else None
             anns.append(Annotation(row["subject"].strip(), row["video"].strip(), on, ap, off, kind, pt))
+    return anns
+
+
+def load_dataset(root: str | os.PathLike) -> Dataset:
+    """Read a dataset directory; checks columns, kinds, frame order and that files exist."""
+    root = Path(root)
+    ann_path = root / "annotations.csv"
+    if not root.is_dir():
+        raise InputError(f"dataset directory not found: {root}")
+    if not ann_path.is_file():
+        raise InputError(f"{root}: no annotations.csv (see design.md for the dataset layout)")
+    try:
+        anns = _read_annotations(ann_path)
+    except (UnicodeDecodeError, csv.Error, OSError) as e:
+        raise InputError(f"{ann_path}: not a readable UTF-8 CSV ({type(e).__name__})") from e
     lm_dir = root / "landmarks"
     files = sorted(lm_dir.glob("*.npz")) if lm_dir.is_dir() else []
     videos = [p.stem for p in files]
