@@ -12,13 +12,15 @@ import argparse
 import importlib
 import importlib.util
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pfes import __version__
-from pfes.errors import PfesError
+from pfes.errors import InputError, PfesError
 
-__all__ = ["main", "COMMANDS"]
+__all__ = ["main", "COMMANDS", "check_output_file"]
 
 # name -> module; order is the order of `pfes --help`.
 COMMANDS: dict[str, str] = {
@@ -41,6 +43,26 @@ class _Parser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         print(f"pfes: error: {message}", file=sys.stderr)
         raise SystemExit(2)
+
+
+def check_output_file(path: str | os.PathLike, what: str = "output") -> Path:
+    """Fail early (InputError, exit 2) if ``path`` cannot be written, before any long work.
+
+    Creates missing parent folders (as the writers do) and probes ``<path>.tmp``, the name the
+    atomic writers use, then removes the probe; an existing ``path`` is left untouched.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{what} {p} is a directory; give a file name")
+    probe = p.with_name(p.name + ".tmp")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb"):
+            pass
+        probe.unlink()
+    except OSError as e:
+        raise InputError(f"cannot write {what} {p}: {e.strerror or e}") from e
+    return p
 
 
 def _available() -> dict[str, object]:

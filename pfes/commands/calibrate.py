@@ -19,9 +19,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from pfes.cli import check_output_file
     from training.evaluate import format_table
     from training.workflow import calibrate_model
 
+    check_output_file(args.out, "model")
     res = calibrate_model(args.data, args.model, args.out,
                           progress=lambda m: print(f"pfes calibrate: {m}", file=sys.stderr, flush=True))
     print("detector:", json.dumps(res["detector"]))

@@ -22,14 +22,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from pfes.cli import check_output_file
+    from pfes.errors import InputError
     from training.evaluate import format_table
     from training.workflow import evaluate_model
 
+    if args.json:
+        check_output_file(args.json, "JSON")
     res = evaluate_model(args.data, args.model, args.proposals,
                          progress=lambda m: print(f"pfes eval: {m}", file=sys.stderr, flush=True))
     proto = res["protocol"]
     print(format_table(res, f"MEGC spotting on {proto['data']} ({proto['videos']} videos, "
                             f"{proto['subjects']} subjects, {proto['proposals']} proposals)"))
     if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+        try:
+            Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+        except OSError as e:
+            raise InputError(f"cannot write JSON {args.json}: {e.strerror or e}") from e
     return 0

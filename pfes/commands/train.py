@@ -30,9 +30,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from pfes.cli import check_output_file
+    from pfes.errors import InputError
     from training.trainer import TrainConfig
     from training.workflow import train_model
 
+    # checked here so that bad usage is exit 2 and fails before features and training
+    if args.channels < 1:
+        raise InputError(f"--channels must be >= 1, got {args.channels}")
+    if args.lookahead < 0:
+        raise InputError(f"--lookahead must be >= 0, got {args.lookahead}")
+    check_output_file(args.out, "model")
     cfg = TrainConfig(supervision=args.supervision, epochs=args.epochs, lr=args.lr,
                       use_iac=not args.no_iac, gim_space=args.gim_space,
                       lookahead_frames=args.lookahead, channels=args.channels, seed=args.seed)
