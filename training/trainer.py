@@ -71,6 +71,7 @@ class TrainConfig:
     select_from_epoch: int = 10
     use_iac: bool = True
     gim_space: str = "input"  # "input": x_t (our causal adaptation) or "proj": g_t (reference)
+    gim_macro_scale: float = 1.0  # multiplies GIM's macro k_c and D_max (1.0 = reference)
     iac_max_frames: int = 192
     seed: int = 0
     channels: int = 64
@@ -87,6 +88,8 @@ class TrainConfig:
             raise InputError(f"supervision must be one of {SUPERVISIONS}, got {self.supervision!r}")
         if self.epochs < 1 or self.batch_videos < 1 or self.select_every_epochs < 1:
             raise InputError("epochs, batch_videos and select_every_epochs must be >= 1")
+        if not 0.25 <= self.gim_macro_scale <= 8:
+            raise InputError("gim_macro_scale must be in [0.25, 8]")
         if self.gim_space not in ("input", "proj"):
             raise InputError("gim_space must be 'input' or 'proj'")
         if not self.lr > 0:
@@ -96,6 +99,17 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         d["dilations"] = list(self.dilations)
         return d
+
+    def gim_config(self) -> GimConfig:
+        """GIM constants with the macro windows scaled by ``gim_macro_scale``."""
+        g, s = self.gim, self.gim_macro_scale
+        if s == 1.0:
+            return g
+        return dataclasses.replace(
+            g,
+            k_frames=(int(round(g.k_frames[0] * s)), g.k_frames[1]),
+            d_max_frames=(int(round(g.d_max_frames[0] * s)), g.d_max_frames[1]),
+        )
 
 
 @dataclass
@@ -126,7 +140,7 @@ def _labels(cfg: TrainConfig, v: TrainVideo, a: np.ndarray, g: np.ndarray, epoch
         return full_labels(v.points, t, cfg.gim)
     if cfg.supervision == "hard":
         return hard_labels(v.points, t, cfg.gim)
-    return gim_labels(a, g, v.points, epoch, cfg.gim, rank)
+    return gim_labels(a, g, v.points, epoch, cfg.gim_config(), rank)
 
 
 def _video_loss(cfg: TrainConfig, net: PfesNet, v: TrainVideo, out, b: int, epoch: int, rng

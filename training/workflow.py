@@ -29,7 +29,7 @@ from training.protocol import Split, nested_split
 from training.trainer import TrainConfig, TrainResult, TrainVideo, train
 
 __all__ = ["train_model", "evaluate_model", "calibrate_model", "predictions_for", "git_revision",
-           "check_checkpoint_features"]
+           "check_checkpoint_features", "apply_thread_env"]
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -63,6 +63,17 @@ def check_checkpoint_features(ckpt: Checkpoint) -> None:
     check_feature_spec(ckpt.meta.get("feature_spec") or {})
 
 
+def apply_thread_env() -> None:
+    """Honour PFES_TORCH_THREADS (benchmarks run jobs side by side with one thread each)."""
+    import os
+
+    import torch
+
+    n = os.environ.get("PFES_TORCH_THREADS")
+    if n and n.isdigit() and int(n) > 0:
+        torch.set_num_threads(int(n))
+
+
 def _quiet(_: str) -> None:
     pass
 
@@ -78,6 +89,7 @@ def train_model(
     """Train on every subject of ``data`` (inner-val subjects for selection) and save ``out``."""
     from stream.features import feature_spec
 
+    apply_thread_env()
     ds = load_dataset(data)
     split = split or nested_split(ds.subjects, val_fraction, seed=cfg.seed)
     use = set(split.inner_train) | set(split.inner_val)
@@ -148,6 +160,7 @@ def evaluate_model(
     progress: Progress = _quiet,
 ) -> dict:
     """MEGC result of ``model`` on every video of ``data``."""
+    apply_thread_env()
     ckpt = load_checkpoint(model)
     check_checkpoint_features(ckpt)
     ds = load_dataset(data)

@@ -21,6 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-iac", action="store_true", help="disable the intensity-aware contrastive loss")
     p.add_argument("--gim-space", choices=("input", "proj"), default="input",
                    help="features for GIM's Gaussian: input x_t (default) or projected g_t (reference)")
+    p.add_argument("--gim-macro-scale", type=float, default=1.0, metavar="S",
+                   help="scale GIM's macro windows k_c and D_max (1 = the paper's constants; "
+                   "the bundled model uses 2 for expressions up to 4 s)")
     p.add_argument("--lookahead", type=int, default=0, metavar="D",
                    help="frames of look-ahead (adds D frames of latency; default 0)")
     p.add_argument("--channels", type=int, default=64)
@@ -43,6 +46,7 @@ def main(args: argparse.Namespace) -> int:
     check_output_file(args.out, "model")
     cfg = TrainConfig(supervision=args.supervision, epochs=args.epochs, lr=args.lr,
                       use_iac=not args.no_iac, gim_space=args.gim_space,
+                      gim_macro_scale=args.gim_macro_scale,
                       lookahead_frames=args.lookahead, channels=args.channels, seed=args.seed)
     train_model(args.data, args.out, cfg, val_fraction=args.val_fraction,
                 progress=lambda m: print(f"pfes train: {m}", file=sys.stderr, flush=True))
