@@ -63,10 +63,13 @@ def save_checkpoint(path: str | os.PathLike, net: PfesNet, meta: dict) -> Path:
         "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
         "meta_json": meta_json,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:
+        raise ModelError(f"cannot write checkpoint {path}: {e}") from e
     return path
 
 

@@ -55,6 +55,10 @@ class DetectorConfig:
         object.__setattr__(self, "apex_temperature", tuple(float(t) for t in self.apex_temperature))
         if len(self.apex_temperature) != 2 or min(self.apex_temperature) <= 0:
             raise InputError("apex_temperature must be two positive numbers")
+        for name in ("open_threshold", "close_threshold", "min_duration_s", "micro_max_duration_s",
+                     "macro_max_duration_s", "micro_prob_threshold", "band_ratio", "min_score"):
+            if not isinstance(getattr(self, name), (int, float)) or isinstance(getattr(self, name), bool):
+                raise InputError(f"detector {name} must be a number, got {getattr(self, name)!r}")
         if not 0.0 <= self.close_threshold <= self.open_threshold <= 1.0:
             raise InputError("detector thresholds need 0 <= close_threshold <= open_threshold <= 1")
         if not 0 < self.min_duration_s <= self.micro_max_duration_s <= self.macro_max_duration_s:
@@ -73,7 +77,10 @@ class DetectorConfig:
         unknown = set(d) - known
         if unknown:
             raise InputError(f"unknown detector config keys: {sorted(unknown)}")
-        return cls(**d)
+        try:
+            return cls(**d)
+        except (TypeError, ValueError) as e:
+            raise InputError(f"bad detector config: {e}") from e
 
 
 @dataclass(frozen=True)

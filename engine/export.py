@@ -131,7 +131,10 @@ def export_step(net: PfesNet, out: str | Path, fmt: str, meta: dict | None = Non
                 *, max_batch: int = 1024, cache_dir: str | None = None) -> Path:
     """Write the step of ``net`` as ``fmt`` (one of :data:`FORMATS`) to ``out``."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"cannot write {out}: {e}") from e
     net = net.eval()
     if fmt == "onnx":
         out.write_bytes(onnx_step_bytes(net, meta))

@@ -209,9 +209,11 @@ class PfesNet(nn.Module):
         Inference only: dropout is not applied here, so compare with ``forward`` in ``eval()``.
         """
         self._check_x(x, 2)
+        if len(state) != len(self.blocks):
+            raise ModelError(f"state has {len(state)} layers, the model {len(self.blocks)}")
         h = self._embed(x, valid)
         new_state = []
-        for blk, buf in zip(self.blocks, state):
+        for blk, buf in zip(self.blocks, state, strict=True):
             h, buf = blk.step(h, buf)
             new_state.append(buf)
         return self._heads(h), new_state

@@ -38,7 +38,7 @@ def _stream(net: PfesNet, x: torch.Tensor, valid: torch.Tensor) -> tuple[torch.T
 def test_streaming_equals_offline(lookahead):
     rng = np.random.default_rng(lookahead)
     net = _net(lookahead)
-    for trial in range(4):
+    for _ in range(4):
         b, t = int(rng.integers(1, 4)), int(rng.integers(1, 60))
         x = torch.from_numpy(rng.normal(size=(b, t, 7)).astype(np.float32))
         valid = torch.from_numpy(rng.random((b, t)) > 0.1)

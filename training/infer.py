@@ -14,6 +14,7 @@ import torch
 from engine.checkpoint import Checkpoint
 from engine.detector import DetectorConfig, Instance, detect
 from engine.model import PfesNet
+from pfes.errors import InputError, ModelError
 from training.evaluate import Interval
 
 __all__ = ["video_features", "predict_curves", "predict_instances", "to_intervals",
@@ -42,7 +43,12 @@ def predict_curves(net: PfesNet, feats: np.ndarray, valid: np.ndarray) -> tuple[
 def detector_config_of(ckpt: Checkpoint) -> DetectorConfig:
     """The operating point stored in the checkpoint (defaults if it has none)."""
     d = ckpt.meta.get("detector")
-    return DetectorConfig.from_dict(d) if d else DetectorConfig()
+    if not d:
+        return DetectorConfig()
+    try:
+        return DetectorConfig.from_dict(dict(d))
+    except (InputError, TypeError, ValueError) as e:
+        raise ModelError(f"{ckpt.path}: bad detector settings in checkpoint: {e}") from e
 
 
 def predict_instances(

@@ -44,7 +44,7 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
     starts = np.flatnonzero(d == 1)
     ends = np.flatnonzero(d == -1) - 1
-    return list(zip(starts.tolist(), ends.tolist()))
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))
 
 
 def soft_nms(props: list[Interval], sigma: float) -> list[Interval]:
