@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "synth": "pfes.commands.synth",
     "train": "pfes.commands.train",
     "eval": "pfes.commands.eval",
+    "crossval": "pfes.commands.crossval",
     "calibrate": "pfes.commands.calibrate",
     "export": "pfes.commands.export",
     "bench": "pfes.commands.bench",
