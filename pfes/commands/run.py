@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override where the model classifies macro/micro")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="S",
                         help="live sources: seconds to wait when connecting or reading (default 10)")
+    parser.add_argument("--face-model", metavar="TASK", default=None,
+                        help="use MediaPipe Tasks FaceLandmarker with this face_landmarker.task "
+                        "file (needed by mediapipe >= 0.10.30; default: the legacy face mesh "
+                        "bundled in mediapipe 0.10.21)")
     parser.add_argument("--wait-subscribers", type=int, default=0, metavar="N",
                         help="before starting, wait up to 10 s for N subscriptions")
 
@@ -148,6 +153,8 @@ def main(args: argparse.Namespace) -> int:
             raise InputError(f"the bundled demo clip is missing ({DEMO_CLIP}); give a SOURCE")
         specs = [SourceSpec("file", str(DEMO_CLIP), "demo")]
         truth = _demo_truth()
+    if args.face_model and not os.path.isfile(args.face_model):
+        raise InputError(f"face model not found: {args.face_model} (a face_landmarker.task file)")
     # stdout stays clean JSON lines when --events -; human lines then go to stderr
     out = sys.stderr if args.events == "-" else sys.stdout
 
@@ -186,6 +193,9 @@ def main(args: argparse.Namespace) -> int:
             def tracker(src: Any) -> Any:
                 from stream.tracker import make_tracker
 
+                if args.face_model:
+                    return make_tracker("tasks", model_path=args.face_model,
+                                        max_faces=args.max_faces, max_missed_frames=10)
                 return make_tracker("mediapipe", max_faces=args.max_faces, max_missed_frames=10)
 
             pipe = Pipeline(sources, engine, det, tracker_factory=tracker,
