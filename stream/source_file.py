@@ -22,6 +22,14 @@ __all__ = ["FileSource", "import_av"]
 
 log = logging.getLogger(__name__)
 
+# Colour conversion (swscale) threads. PyAV >= 14 defaults to 0 = one per CPU, which for a
+# 640x360 frame costs 4-8 ms per frame on 2 cores (thread hand-offs) instead of 0.13 ms with
+# one thread; the pixels are identical (benchmarks/RESULTS.md, "Live pipeline").
+CONVERT_THREADS = 1
+# Decoder threading for files (PyAV thread_type / thread_count; None: FFmpeg's default).
+DECODE_THREAD_TYPE: str | None = "AUTO"
+DECODE_THREADS: int | None = None
+
 
 def import_av() -> Any:
     """Import PyAV or raise DependencyError with an install hint."""
@@ -71,7 +79,10 @@ class FileSource(Source):
             container.close()
             raise SourceError(f"no video stream in {self.path}")
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"  # frame-threaded decode; output order is unchanged
+        if DECODE_THREAD_TYPE is not None:
+            stream.thread_type = DECODE_THREAD_TYPE
+        if DECODE_THREADS is not None:
+            stream.codec_context.thread_count = DECODE_THREADS
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         self.fps = float(rate) if rate else 30.0
         w = stream.codec_context.width
@@ -104,7 +115,7 @@ class FileSource(Source):
         last_pts = float("-inf")
         try:
             for vf in container.decode(stream):
-                image = vf.to_ndarray(format="rgb24")
+                image = vf.to_ndarray(format="rgb24", threads=CONVERT_THREADS)
                 pts = vf.time
                 if pts is None or pts <= last_pts:
                     # missing or repeated timestamps: derive from the frame count
