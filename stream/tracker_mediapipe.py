@@ -152,8 +152,13 @@ class _DirectGraph:
             from mediapipe.python._framework_bindings import _packet_getter, image_frame
         except ImportError:
             return None
-        needed = ("_graph", "_graph_outputs", "_simulated_timestamp", "_input_stream_type_info",
-                  "_output_stream_type_info")
+        needed = (
+            "_graph",
+            "_graph_outputs",
+            "_simulated_timestamp",
+            "_input_stream_type_info",
+            "_output_stream_type_info",
+        )
         if not all(hasattr(solution, a) for a in needed):
             return None
         if list(solution._input_stream_type_info) != ["image"]:
