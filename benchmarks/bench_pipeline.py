@@ -12,7 +12,11 @@ Parts:
 2. ``replay``: the same with the face tracker replaced by a replay of landmarks extracted once
    beforehand, i.e. the pipeline's own cost without the face mesh.
 3. ``classify_at``: apex vs close classification, matched against the clip's known expressions.
-4. ``live``: N simultaneous 30 fps "cameras" (the clip decoded in real time by a newest-frame
+4. ``compare``: ``fast`` with the numpy backend, before / after the issue-5 hot-path changes,
+   alternated (before, after, before, after) so both see the same machine load. "before" =
+   PyAV's default colour-conversion threads (one per CPU) and ``FaceMesh.process`` with
+   protobuf landmark parsing; "after" = one conversion thread and the direct graph feed.
+5. ``live``: N simultaneous 30 fps "cameras" (the clip decoded in real time by a newest-frame
    live source, as a webcam or RTSP camera would deliver it) for ``--seconds``; dropped frames
    and achieved fps per source.
 
@@ -127,11 +131,11 @@ def _landmarks(clip: Path, cache: dict):
 
 
 def run_once(ck, det, clip, backend, tracker="mediapipe", lm_cache=None, sources=None,
-             realtime=False, seconds=None):
+             realtime=False, seconds=None, direct=True):
     eng = StreamEngine(ck.net, backend=backend, max_streams=16)
     if tracker == "mediapipe":
         def tf(src):
-            return make_tracker("mediapipe", max_faces=1)
+            return make_tracker("mediapipe", max_faces=1, direct=direct)
     else:
         from pipeline_fakes import LandmarkTracker
 
@@ -162,6 +166,29 @@ def run_once(ck, det, clip, backend, tracker="mediapipe", lm_cache=None, sources
     return rep, rx.lat
 
 
+def _compare(ck, det, clip, cache, backend: str, rounds: int = 2) -> dict:
+    """Before / after the hot-path changes, alternated; stage p50/p99 per variant and round."""
+    import stream.source_file as sf
+
+    stages = ("decode", "landmarks", "features", "engine", "detector", "publish", "compute")
+    out: dict = {"before": [], "after": []}
+    saved = sf.CONVERT_THREADS
+    try:
+        for _ in range(rounds):
+            for name, conv, direct in (("before", 0, False), ("after", 1, True)):
+                sf.CONVERT_THREADS = conv
+                rep, _ = run_once(ck, det, clip, backend, "mediapipe", cache, direct=direct)
+                row = {st: (rep.stages_ms[st]["p50"], rep.stages_ms[st]["p99"]) for st in stages}
+                row["fps"] = rep.streams["demo"]["frames"] / rep.wall_s
+                row["loadavg"] = os.getloadavg()[0]
+                out[name].append(row)
+                cells = "  ".join(f"{st} {row[st][0]:.2f}/{row[st][1]:.2f}" for st in stages)
+                print(f"compare {name:<6} {cells}  {row['fps']:.0f} fps  load {row['loadavg']:.1f}")
+    finally:
+        sf.CONVERT_THREADS = saved
+    return out
+
+
 def _pct(v):
     a = np.asarray(v, float)
     return (float(np.percentile(a, 50)), float(np.percentile(a, 99))) if a.size else (0.0, 0.0)
@@ -174,7 +201,7 @@ def main() -> int:
     ap.add_argument("--backend", nargs="+", default=["numpy", "torch"])
     ap.add_argument("--sources", nargs="+", type=int, default=[1, 2, 4])
     ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--skip", nargs="*", default=[], help="parts to skip: fast replay classify live")
+    ap.add_argument("--skip", nargs="*", default=[], help="parts to skip: fast replay classify compare live")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     clip = Path(args.clip)
@@ -214,6 +241,8 @@ def main() -> int:
             m = _match_truth(rep.events, truth)
             res[f"classify_at/{where}"] = m
             print(f"classify_at {where}: tp {m['tp']} fp {m['fp']} of n {m['n']}")
+    if "compare" not in args.skip:
+        res["compare"] = _compare(ck, det, clip, cache, args.backend[0])
     if "live" not in args.skip:
         for n in args.sources:
             srcs = [FileCamera(clip, f"cam{i}") for i in range(n)]
