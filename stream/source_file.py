@@ -15,10 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pfes.errors import DependencyError, InputError, SourceError
 from stream.frames import Frame, Source
 
-__all__ = ["FileSource", "import_av"]
+__all__ = ["FileSource", "import_av", "av_to_rgb"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,11 @@ def import_av() -> Any:
     except ImportError as e:  # pragma: no cover - av is a core dependency
         raise DependencyError("PyAV is required to decode video: pip install av") from e
     return av
+
+
+def av_to_rgb(frame: Any) -> np.ndarray:
+    """A decoded PyAV VideoFrame -> (H, W, 3) uint8 RGB, converted on one thread."""
+    return frame.to_ndarray(format="rgb24", threads=CONVERT_THREADS)
 
 
 class FileSource(Source):
@@ -115,7 +122,7 @@ class FileSource(Source):
         last_pts = float("-inf")
         try:
             for vf in container.decode(stream):
-                image = vf.to_ndarray(format="rgb24", threads=CONVERT_THREADS)
+                image = av_to_rgb(vf)
                 pts = vf.time
                 if pts is None or pts <= last_pts:
                     # missing or repeated timestamps: derive from the frame count
