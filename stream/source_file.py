@@ -24,9 +24,10 @@ __all__ = ["FileSource", "import_av", "av_to_rgb"]
 
 log = logging.getLogger(__name__)
 
-# Colour conversion (swscale) threads. PyAV >= 14 defaults to 0 = one per CPU, which for a
-# 640x360 frame costs 4-8 ms per frame on 2 cores (thread hand-offs) instead of 0.13 ms with
-# one thread; the pixels are identical (benchmarks/RESULTS.md, "Live pipeline").
+# Colour conversion (swscale) threads. PyAV 18 defaults to 0 = one per CPU, which for a
+# 640x360 frame on 2 cores costs 1.3 ms (quiet machine) to 6-7 ms (other jobs running)
+# instead of about 0.13 ms with one thread; the pixels are identical (benchmarks/RESULTS.md,
+# "Live pipeline").
 CONVERT_THREADS = 1
 # Decoder threading for files (PyAV thread_type / thread_count; None: FFmpeg's default).
 DECODE_THREAD_TYPE: str | None = "AUTO"
