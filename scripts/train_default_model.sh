@@ -11,6 +11,6 @@ PFES=${PFES:-.venv/bin/pfes}
 if [ ! -f "$DATA/annotations.csv" ]; then
   "$PFES" synth --out "$DATA" --subjects 24 --videos-per-subject 3 --seed 101 --force
 fi
-"$PFES" train --data "$DATA" --out engine/weights/default.pt --supervision point \
+PFES_TORCH_THREADS=${PFES_TORCH_THREADS:-1} "$PFES" train --data "$DATA" --out engine/weights/default.pt --supervision point \
   --gim-macro-scale 2 --epochs 40 --seed 0
 ls -l engine/weights/default.pt
