@@ -40,7 +40,7 @@ from pfes.errors import InputError, PfesError
 from stream.events import STATUS_SCHEMA, Event, EventSequencer, event_from_instance
 from stream.frames import Source
 from stream.pipeline_metrics import Metrics
-from stream.pipeline_worker import EndItem, SourceWorker, TickItem
+from stream.pipeline_worker import EndItem, SourceWorker, TickItem, set_openblas_threads
 from stream.publish import NullPublisher, Publisher
 from stream.ringbuffer import FeatureRing
 
@@ -59,6 +59,7 @@ class PipelineConfig:
     heartbeat_s: period of the ``status.<stream>`` heartbeat.
     publish_intensity: send ``intensity.<stream>`` per frame and track (only if subscribed).
     max_ticks_items: at most this many items per batched step.
+    blas_threads: OpenBLAS (numpy) threads while running, restored afterwards; None: as is.
     """
 
     realtime: bool = True
@@ -67,6 +68,7 @@ class PipelineConfig:
     heartbeat_s: float = 1.0
     publish_intensity: bool = True
     max_tick_items: int = 64
+    blas_threads: int | None = 1
 
     def __post_init__(self) -> None:
         if self.queue_items < 1 or self.max_missed_frames < 0 or self.heartbeat_s <= 0:
@@ -171,6 +173,9 @@ class Pipeline:
         t_start = time.monotonic()
         for s in self.sources:
             s.open()
+        blas_before = None
+        if self.cfg.blas_threads is not None:
+            blas_before = set_openblas_threads(self.cfg.blas_threads)
         from stream.source_live import LiveSource
 
         workers = []
@@ -212,6 +217,8 @@ class Pipeline:
                     pass
             for s in self.sources:
                 s.close()
+            if blas_before is not None:
+                set_openblas_threads(blas_before)
         if self._engine_error is not None:
             raise self._engine_error
         return PipelineReport(

@@ -17,6 +17,7 @@ reported in the next item that gets through, so the engine can flush their open 
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import logging
 import queue
@@ -32,9 +33,52 @@ from pfes.errors import PfesError
 from stream.frames import Source
 from stream.pipeline_metrics import StreamCounters
 
-__all__ = ["TickItem", "EndItem", "SourceWorker"]
+__all__ = ["TickItem", "EndItem", "SourceWorker", "openblas_threads", "set_openblas_threads"]
 
 log = logging.getLogger(__name__)
+
+
+def _openblas_libs() -> list[tuple[Any, Any]]:
+    """(get, set) thread-count functions of every OpenBLAS loaded in this process (Linux)."""
+    try:
+        with open("/proc/self/maps") as fh:
+            paths = sorted({ln.split()[-1] for ln in fh if "openblas" in ln.lower() and "/" in ln})
+    except OSError:  # not Linux: nothing to do
+        return []
+    out = []
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)  # already loaded: the same handle, nothing re-initialised
+        except OSError:
+            continue
+        for suffix in ("64_", ""):  # numpy's wheels ship ILP64 OpenBLAS with suffixed symbols
+            get = getattr(lib, f"openblas_get_num_threads{suffix}", None)
+            put = getattr(lib, f"openblas_set_num_threads{suffix}", None)
+            if get is not None and put is not None:
+                out.append((get, put))
+                break
+    return out
+
+
+def openblas_threads() -> list[int]:
+    """Thread count of each OpenBLAS loaded in this process (numpy's; empty if none found)."""
+    return [int(get()) for get, _ in _openblas_libs()]
+
+
+def set_openblas_threads(n: int | list[int]) -> list[int]:
+    """Set OpenBLAS threads (one count for all, or one per library as openblas_threads()
+    returns them); returns the previous counts.
+
+    The live pipeline runs numpy's engine backend with one BLAS thread: its products are tiny
+    (one frame per track), and OpenBLAS's second thread competes with the face mesh for the
+    cores (benchmarks/RESULTS.md: engine p50 3.8 -> 0.2 ms on 2 cores).
+    """
+    libs = _openblas_libs()
+    counts = n if isinstance(n, list) else [int(n)] * len(libs)
+    before = [int(get()) for get, _ in libs]
+    for (_, put), c in zip(libs, counts, strict=False):
+        put(ctypes.c_int(int(c)))
+    return before
 
 
 @dataclass
