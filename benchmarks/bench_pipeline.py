@@ -14,8 +14,9 @@ Parts:
 3. ``classify_at``: apex vs close classification, matched against the clip's known expressions.
 4. ``compare``: ``fast`` with the numpy backend, before / after the issue-5 hot-path changes,
    alternated (before, after, before, after) so both see the same machine load. "before" =
-   PyAV's default colour-conversion threads (one per CPU) and ``FaceMesh.process`` with
-   protobuf landmark parsing; "after" = one conversion thread and the direct graph feed.
+   PyAV's default colour-conversion threads (one per CPU), ``FaceMesh.process`` with
+   protobuf landmark parsing and OpenBLAS's default threads; "after" = one conversion thread,
+   the direct graph feed and one OpenBLAS thread.
 5. ``live``: N simultaneous 30 fps "cameras" (the clip decoded in real time by a newest-frame
    live source, as a webcam or RTSP camera would deliver it) for ``--seconds``; dropped frames
    and achieved fps per source.
@@ -131,7 +132,7 @@ def _landmarks(clip: Path, cache: dict):
 
 
 def run_once(ck, det, clip, backend, tracker="mediapipe", lm_cache=None, sources=None,
-             realtime=False, seconds=None, direct=True):
+             realtime=False, seconds=None, direct=True, blas_threads=1):
     eng = StreamEngine(ck.net, backend=backend, max_streams=16)
     if tracker == "mediapipe":
         def tf(src):
@@ -150,7 +151,7 @@ def run_once(ck, det, clip, backend, tracker="mediapipe", lm_cache=None, sources
         pub.wait_for_subscribers(1, timeout_s=5)
         pipe = Pipeline(srcs, eng, det, tracker_factory=tf,
                         feature_factory=lambda fps: FeatureExtractor(fps), publisher=pub,
-                        config=PipelineConfig(realtime=realtime))
+                        config=PipelineConfig(realtime=realtime, blas_threads=blas_threads))
         timer = None
         if seconds:
             timer = threading.Timer(seconds, pipe.stop)
@@ -175,9 +176,10 @@ def _compare(ck, det, clip, cache, backend: str, rounds: int = 2) -> dict:
     saved = sf.CONVERT_THREADS
     try:
         for _ in range(rounds):
-            for name, conv, direct in (("before", 0, False), ("after", 1, True)):
+            for name, conv, direct, blas in (("before", 0, False, None), ("after", 1, True, 1)):
                 sf.CONVERT_THREADS = conv
-                rep, _ = run_once(ck, det, clip, backend, "mediapipe", cache, direct=direct)
+                rep, _ = run_once(ck, det, clip, backend, "mediapipe", cache, direct=direct,
+                                  blas_threads=blas)
                 row = {st: (rep.stages_ms[st]["p50"], rep.stages_ms[st]["p99"]) for st in stages}
                 row["fps"] = rep.streams["demo"]["frames"] / rep.wall_s
                 row["loadavg"] = os.getloadavg()[0]
