@@ -51,7 +51,7 @@ from pfes.commands.run import DEMO_CLIP, DEMO_TRUTH, _match_truth  # noqa: E402
 from stream.features import FeatureExtractor, extract_features  # noqa: E402
 from stream.pipeline import Pipeline, PipelineConfig  # noqa: E402
 from stream.publish import ZmqPublisher  # noqa: E402
-from stream.source_file import FileSource  # noqa: E402
+from stream.source_file import FileSource, av_to_rgb  # noqa: E402
 from stream.source_live import LiveSource, _av_rgb  # noqa: E402
 from stream.subscribe import Subscriber  # noqa: E402
 from stream.tracker import make_tracker  # noqa: E402
@@ -60,9 +60,10 @@ from stream.tracker import make_tracker  # noqa: E402
 class FileCamera(LiveSource):
     """A file delivered like a camera: decoded in real time, newest frame only."""
 
-    def __init__(self, path: Path, name: str, loops: int = 100):
+    def __init__(self, path: Path, name: str, loops: int = 100, convert=None):
         super().__init__(name, reconnect=False)
         self.path, self.loops = path, loops
+        self.convert = convert or _av_rgb  # default: what stream/source_live.py uses
 
     def _connect(self):
         import av
@@ -82,7 +83,7 @@ class FileCamera(LiveSource):
                         time.sleep(due - now)
                     t = time.perf_counter()
                     self.size = (vf.width, vf.height)
-                    yield (vf, _av_rgb, k / self.fps, time.perf_counter() - t)
+                    yield (vf, self.convert, k / self.fps, time.perf_counter() - t)
                     k += 1
 
 
@@ -204,6 +205,9 @@ def main() -> int:
     ap.add_argument("--sources", nargs="+", type=int, default=[1, 2, 4])
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--skip", nargs="*", default=[], help="parts to skip: fast replay classify compare live")
+    ap.add_argument("--live-rgb", choices=["source_live", "one-thread"], default="source_live",
+                    help="colour conversion of the live part: stream.source_live's (default) "
+                    "or stream.source_file.av_to_rgb (one swscale thread)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     clip = Path(args.clip)
@@ -247,7 +251,8 @@ def main() -> int:
         res["compare"] = _compare(ck, det, clip, cache, args.backend[0])
     if "live" not in args.skip:
         for n in args.sources:
-            srcs = [FileCamera(clip, f"cam{i}") for i in range(n)]
+            conv = av_to_rgb if args.live_rgb == "one-thread" else None
+            srcs = [FileCamera(clip, f"cam{i}", convert=conv) for i in range(n)]
             rep, lat = run_once(ck, det, clip, args.backend[0], "mediapipe", cache, sources=srcs,
                                 realtime=True, seconds=args.seconds)
             per = {k: v for k, v in rep.streams.items()}
@@ -264,6 +269,7 @@ def main() -> int:
             print(f"live {n} x 30 fps: fps {[round(f, 1) for f in fps]} dropped {drops} "
                   f"compute p50/p99 {res[f'live/{n}']['compute'][0]:.1f}/"
                   f"{res[f'live/{n}']['compute'][1]:.1f} ms")
+    res["live_rgb"] = args.live_rgb
     res["loadavg_end"] = os.getloadavg()
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1))
