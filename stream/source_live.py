@@ -28,7 +28,7 @@ import numpy as np
 
 from pfes.errors import SourceError
 from stream.frames import Frame, Source
-from stream.source_file import import_av
+from stream.source_file import av_to_rgb, import_av
 
 __all__ = ["LiveSource", "RtspSource", "WebcamSource", "RTSP_OPTIONS"]
 
@@ -207,7 +207,9 @@ class LiveSource(Source):
 
 
 def _av_rgb(vf: Any) -> np.ndarray:
-    return vf.to_ndarray(format="rgb24")
+    # one conversion thread: PyAV's default (a thread per CPU) costs milliseconds per frame
+    # on a small machine where the face mesh needs the cores (benchmarks/RESULTS.md)
+    return av_to_rgb(vf)
 
 
 def _av_frames(container: Any, stop: threading.Event, src: LiveSource) -> Iterator[_Raw]:
