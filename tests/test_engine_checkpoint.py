@@ -1,0 +1,65 @@
+"""Checkpoints: round trip, and loading never runs code from the file."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from engine.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from engine.model import ModelConfig, PfesNet
+from pfes.errors import ModelError
+
+_SIDE_EFFECT: list[str] = []
+
+
+def _record(msg: str) -> None:
+    _SIDE_EFFECT.append(msg)
+
+
+class _Evil:
+    def __reduce__(self):
+        return (_record, ("unpickled!",))
+
+
+def _net() -> PfesNet:
+    torch.manual_seed(0)
+    return PfesNet(ModelConfig(in_features=5, channels=8, dilations=(1, 2), proj_dim=4)).eval()
+
+
+def test_round_trip_keeps_weights_and_meta(tmp_path):
+    net = _net()
+    p = save_checkpoint(tmp_path / "m.pt", net, {"feature_spec": {"v": 1}, "detector": {}})
+    ck = load_checkpoint(p)
+    assert ck.meta["feature_spec"] == {"v": 1}
+    x = torch.randn(1, 12, 5)
+    with torch.no_grad():
+        assert torch.equal(ck.net(x).intensity, net(x).intensity)
+
+
+def test_loading_never_unpickles_arbitrary_objects(tmp_path):
+    p = tmp_path / "evil.pt"
+    torch.save({"format": CHECKPOINT_FORMAT, "config": {"in_features": 5}, "state_dict": {},
+                "meta_json": "{}", "payload": _Evil()}, p)
+    with pytest.raises(ModelError):
+        load_checkpoint(p)
+    assert _SIDE_EFFECT == []
+
+
+@pytest.mark.parametrize("payload", [b"garbage", None])
+def test_corrupt_or_foreign_files_are_model_errors(tmp_path, payload):
+    p = tmp_path / "bad.pt"
+    if payload is None:
+        torch.save({"format": "someone-else/1"}, p)
+    else:
+        p.write_bytes(payload)
+    with pytest.raises(ModelError):
+        load_checkpoint(p)
+    with pytest.raises(ModelError):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_bundled_default_model_loads_with_its_metadata():
+    ck = load_checkpoint(None)
+    assert {"feature_spec", "detector", "training", "provenance"} <= set(ck.meta)
+    assert ck.meta["training"]["config"]["supervision"] == "point"
+    assert ck.meta["provenance"]["data"]["synth"]["seed"] == 101
