@@ -21,7 +21,7 @@ __all__ = ["Curve", "fit_operating_point", "score_operating_point", "DEFAULT_GRI
 DEFAULT_GRID: dict[str, tuple] = {
     "open_threshold": (0.3, 0.4, 0.5, 0.6, 0.7),
     "close_ratio": (0.4, 0.6, 0.8),  # close_threshold = close_ratio x open_threshold
-    "micro_prob_threshold": (0.3, 0.5),
+    "micro_prob_threshold": (0.3, 0.5, 0.7, 0.9),
 }
 
 

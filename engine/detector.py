@@ -8,7 +8,9 @@ run per track:
 * it closes at the first frame below ``close_threshold`` (or on an invalid frame, or at
   ``flush()``); onset / offset are the first / last frame of the run, apex its argmax;
 * the instance is classified macro or micro by the apex branch, read either at the apex frame
-  or at the closing frame (``classify_at``), with the duration limits of each class;
+  or at the closing frame (``classify_at``): micro when it is no longer than the micro limit
+  and the micro sigmoid reaches ``micro_prob_threshold`` (each class thresholded on its own,
+  as the reference's proposals are), macro otherwise;
 * its score is the causal version of the outer-inner contrast: mean intensity inside the run
   minus mean intensity in a band before the onset (``band_ratio`` x duration), plus 0.2 x the
   chosen class probability.
@@ -47,6 +49,9 @@ class DetectorConfig:
     macro_max_duration_s: float = 8.0
     classify_at: str = "apex"  # "apex" or "close"
     micro_prob_threshold: float = 0.5
+    # False (default): micro when short enough and p_micro >= micro_prob_threshold, as the
+    # reference thresholds each class on its own; True: also require p_micro > p_macro.
+    micro_over_macro: bool = False
     band_ratio: float = 0.2
     min_score: float = 0.0
     apex_temperature: tuple[float, float] = (1.0, 1.0)  # macro, micro (calibration/temperature)
@@ -181,7 +186,9 @@ class PeakDetector:
             pm, pu = close_p
         else:
             pm, pu = run_p[k]
-        if n <= self._micro_max and pu >= self.cfg.micro_prob_threshold and pu > pm:
+        if n <= self._micro_max and pu >= self.cfg.micro_prob_threshold and (
+            pu > pm or not self.cfg.micro_over_macro
+        ):
             kind, prob = MICRO, pu
         else:
             kind, prob = MACRO, pm
