@@ -53,7 +53,7 @@ class StepModule(nn.Module):
     def __init__(self, net: PfesNet):
         super().__init__()
         self.net = net
-        self.has_state = [blk.pad > 0 for blk in net.blocks]
+        self.has_state = [blk.pad > 0 for blk in net.layers]
 
     def forward(self, x: Tensor, valid: Tensor, *state: Tensor):
         it = iter(state)
@@ -68,7 +68,7 @@ class StepModule(nn.Module):
 
 def state_shapes(net: PfesNet) -> list[list[int]]:
     """(C, pad) of every exported state tensor, in argument order."""
-    return [[net.cfg.channels, blk.pad] for blk in net.blocks if blk.pad > 0]
+    return [[net.cfg.channels, blk.pad] for blk in net.layers if blk.pad > 0]
 
 
 def step_metadata(net: PfesNet, meta: dict | None = None) -> dict:
@@ -108,7 +108,8 @@ def onnx_step_bytes(net: PfesNet, meta: dict | None = None) -> bytes:
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
         torch.onnx.export(
-            StepModule(net), _example(net), buf, dynamo=False, input_names=ins,
+            StepModule(net), _example(net), buf,  # type: ignore[arg-type]  # file-like is accepted
+            dynamo=False, input_names=ins,
             output_names=outs, dynamic_axes=axes, opset_version=OPSET,
         )
     model = onnx.load_from_string(buf.getvalue())

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -129,7 +129,7 @@ class _Block(nn.Module):
             new_buf = buf
         w = self.conv.weight  # (C_out, C_in, k)
         y = torch.einsum("bik,oik->bo", taps, w) if k > 1 else taps[:, :, 0] @ w[:, :, 0].T
-        y = torch.relu(y + self.conv.bias)
+        y = torch.relu(y + cast(Tensor, self.conv.bias))
         return h + self.out(y), new_buf
 
 
@@ -151,6 +151,11 @@ class PfesNet(nn.Module):
         # Start with low intensity and low apex scores: most frames are neutral.
         nn.init.constant_(self.intensity_head.bias, -2.0)
         nn.init.constant_(self.apex_head.bias, -3.0)
+
+    @property
+    def layers(self) -> list[_Block]:
+        """The residual blocks, typed (``self.blocks`` is an ``nn.ModuleList``)."""
+        return [cast(_Block, b) for b in self.blocks]
 
     # -- shared pieces -------------------------------------------------------------------
     def _embed(self, x: Tensor, valid: Tensor) -> Tensor:
@@ -184,7 +189,7 @@ class PfesNet(nn.Module):
             x = F.pad(x, (0, 0, 0, d))
             valid = F.pad(valid, (0, d), value=False)
         h = self._embed(x, valid)
-        for blk in self.blocks:
+        for blk in self.layers:
             h = blk(h)
         out = self._heads(h)
         if d:
@@ -198,8 +203,8 @@ class PfesNet(nn.Module):
         device = device or p.device
         dtype = dtype or p.dtype
         return [
-            torch.zeros(batch, self.cfg.channels, blk.pad, device=device, dtype=dtype)
-            for blk in self.blocks
+            torch.zeros((batch, self.cfg.channels, blk.pad), device=device, dtype=dtype)
+            for blk in self.layers
         ]
 
     def step(self, x: Tensor, valid: Tensor, state: list[Tensor]) -> tuple[NetOutput, list[Tensor]]:
@@ -213,7 +218,7 @@ class PfesNet(nn.Module):
             raise ModelError(f"state has {len(state)} layers, the model {len(self.blocks)}")
         h = self._embed(x, valid)
         new_state = []
-        for blk, buf in zip(self.blocks, state, strict=True):
+        for blk, buf in zip(self.layers, state, strict=True):
             h, buf = blk.step(h, buf)
             new_state.append(buf)
         return self._heads(h), new_state

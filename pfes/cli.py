@@ -66,8 +66,8 @@ def check_output_file(path: str | os.PathLike, what: str = "output") -> Path:
     return p
 
 
-def _available() -> dict[str, object]:
-    mods = {}
+def _available() -> dict[str, str]:
+    mods: dict[str, str] = {}
     for name, modname in COMMANDS.items():
         if importlib.util.find_spec(modname) is not None:
             mods[name] = modname

@@ -105,7 +105,7 @@ def extract_landmarks(
             from tqdm import tqdm
 
             bar = tqdm(
-                total=src.n_frames or None,
+                total=getattr(src, "n_frames", None) or None,
                 unit="frame",
                 file=sys.stderr,
                 desc=Path(path).name,

@@ -277,7 +277,10 @@ class FeatureExtractor:
         idx = np.flatnonzero(ok)
         if idx.size:
             sel = pts[idx] if idx.size < n_t else pts
-            sim = fit_similarity(sel[:, :_N_STABLE], self._reference, residual=False)
+            ref = self._reference
+            if ref is None:  # _set_reference always sets it when a frame is valid
+                raise RuntimeError("feature reference missing")
+            sim = fit_similarity(sel[:, :_N_STABLE], ref, residual=False)
             # Region centroids first, then the transform: it is affine, so this equals the
             # centroid of the transformed points and costs 17 points instead of 120.
             cen = np.matmul(_REGION_M, sel[:, _N_STABLE:])  # (n, R, 3)

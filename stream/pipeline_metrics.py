@@ -68,9 +68,11 @@ class Metrics:
     def __init__(self, window: int = 300, max_samples: int = 200_000):
         self.window = int(window)
         self.max_samples = int(max_samples)
-        self._recent = {s: deque(maxlen=self.window) for s in (*STAGES, "compute")}
-        self._all = {s: deque(maxlen=self.max_samples) for s in (*STAGES, "compute")}
-        self._latency = deque(maxlen=self.max_samples)
+        self._recent: dict[str, deque[float]] = {
+            s: deque(maxlen=self.window) for s in (*STAGES, "compute")}
+        self._all: dict[str, deque[float]] = {
+            s: deque(maxlen=self.max_samples) for s in (*STAGES, "compute")}
+        self._latency: deque[float] = deque(maxlen=self.max_samples)
         self.streams: dict[str, StreamCounters] = {}
         self.started = time.monotonic()
 

@@ -192,7 +192,7 @@ class SourceWorker:
                 decode_ms = dec * 1000.0
             if self.pace:
                 now = time.monotonic()
-                if t0_wall is None:
+                if t0_wall is None or t0_pts is None:
                     t0_wall, t0_pts = now, frame.pts_s
                 wait = t0_wall + (frame.pts_s - t0_pts) - now
                 if wait > 0 and self.stop.wait(wait):

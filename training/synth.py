@@ -175,9 +175,9 @@ def generate_video(seed: Any = 0, config: SynthConfig | None = None, *,
             g = rng.uniform(0.75, 1.1) if len(ins.aus) > 1 else 1.0
             sides = [au[-1]] if au.endswith(("_l", "_r")) else ["r", "l"]
             base = au[:-2] if au.endswith(("_l", "_r")) else au
-            for s in sides:
+            for side in sides:
                 asym = rng.uniform(0.85, 1.15) if len(sides) == 2 else 1.0
-                chan[ins.onset:ins.offset + 1, _CH[f"{base}_{s}"]] += g * asym * prof
+                chan[ins.onset:ins.offset + 1, _CH[f"{base}_{side}"]] += g * asym * prof
 
     pose = head_pose(rng, n, cfg)
     busy = [(i.onset, i.offset) for i in instances]
@@ -222,7 +222,7 @@ def generate_video(seed: Any = 0, config: SynthConfig | None = None, *,
         noise += _jitter(rng, (n, 1, 3), tau, 1.0) * np.float32(sd * np.sqrt(0.15))
         noise[..., 2] *= np.float32(1.5)  # the tracker's depth is noisier than x, y
         px += noise
-        guard = [(a - 2, b + 2) for a, b in busy]  # keep labelled instances clean
+        guard = [(lo - 2, hi + 2) for lo, hi in busy]  # keep labelled instances clean
         for _ in range(int(rng.poisson(rng.uniform(*cfg.glitches_per_min) * minutes))):
             span = place_span(rng, int(rng.integers(1, 4)), free_spans(n, guard + glitches, 1))
             if span is None:
@@ -233,8 +233,8 @@ def generate_video(seed: Any = 0, config: SynthConfig | None = None, *,
                 k = rng.uniform(0.85, 1.15)
                 px[s:e + 1] = (px[s:e + 1] - c) * k + c + rng.normal(0, 0.08 * fw, size=3)
             else:  # one region is torn away
-                a = int(rng.integers(N_LANDMARKS))
-                near = np.linalg.norm(identity.mesh - identity.mesh[a], axis=1) < 0.4
+                anchor = int(rng.integers(N_LANDMARKS))
+                near = np.linalg.norm(identity.mesh - identity.mesh[anchor], axis=1) < 0.4
                 px[s:e + 1, near] += rng.normal(0, 0.06 * fw, size=3)
             glitches.append((s, e))
         for _ in range(int(rng.poisson(rng.uniform(*cfg.dropouts_per_min) * minutes))):

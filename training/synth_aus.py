@@ -51,9 +51,9 @@ def _mirror_table() -> np.ndarray:
     for name in ("lip_upper_outer", "lip_lower_outer", "lip_upper_inner", "lip_lower_inner"):
         g = GROUPS[name]
         pairs += list(zip(g, g[::-1], strict=True))
-    for a, b in (("eye_upper_r", "eye_upper_l"), ("eye_lower_r", "eye_lower_l"),
-                 ("brow_r", "brow_l"), ("iris_r", "iris_l")):
-        pairs += list(zip(GROUPS[a], GROUPS[b], strict=True))
+    for right, left in (("eye_upper_r", "eye_upper_l"), ("eye_lower_r", "eye_lower_l"),
+                        ("brow_r", "brow_l"), ("iris_r", "iris_l")):
+        pairs += list(zip(GROUPS[right], GROUPS[left], strict=True))
     for a, b in pairs:
         table[a], table[b] = b, a
     return table

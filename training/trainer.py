@@ -181,7 +181,7 @@ def _video_loss(cfg: TrainConfig, net: PfesNet, v: TrainVideo, out, b: int, epoc
     terms["reward"] = reward_term(a, y, w)
     terms["sparsity"] = w.sparsity * sparsity_term(a, valid_t)
     terms["smooth"] = w.smoothness * smoothness_term(a)
-    total = sum(terms.values())
+    total = torch.stack(list(terms.values())).sum()
     return total, {k: float(v_.detach()) for k, v_ in terms.items()}
 
 

@@ -196,11 +196,11 @@ def calibrate_model(
         inten, apex = predict_curves(ckpt.net, v.feats, v.valid)
         curves.append(Curve(v.name, inten, apex, v.valid, v.truth))
         busy = np.zeros(len(inten), bool)
-        for t in v.truth:
-            busy[max(0, t.onset - 15) : t.offset + 16] = True
+        for gt in v.truth:
+            busy[max(0, gt.onset - 15) : gt.offset + 16] = True
             for c, kind in enumerate(("macro", "micro")):
-                scores[c].append(float(apex[t.apex, c]))
-                labels[c].append(1.0 if t.kind == kind else 0.0)
+                scores[c].append(float(apex[gt.apex if gt.apex is not None else gt.onset, c]))
+                labels[c].append(1.0 if gt.kind == kind else 0.0)
         idle = np.flatnonzero(~busy & v.valid)
         for i in rng.choice(idle, min(len(idle), 2 * len(v.truth) + 2), replace=False) if idle.size else []:
             for c in (0, 1):
@@ -220,7 +220,7 @@ def calibrate_model(
                      "after": float(expected_calibration_error(apply_temperature(s, t), y)),
                      "temperature": t, "samples": int(len(y))}
     progress("fitting the detector's operating point")
-    base = dataclasses.replace(detector_config_of(ckpt), apex_temperature=tuple(temps))
+    base = dataclasses.replace(detector_config_of(ckpt), apex_temperature=(temps[0], temps[1]))
     det, info = fit_operating_point(curves, fps, base=base)
     meta = dict(ckpt.meta)
     meta["detector"] = det.to_dict()

@@ -68,7 +68,7 @@ class NumpyBackend(Backend):
         self.w_v = np.ascontiguousarray(w_in[:, f])  # (C,)
         self.b_in = _np(net.inp.bias)
         self.b_in_v = self.b_in + self.w_v  # bias of a valid frame
-        self.layers = [_Layer(b, self.max_streams) for b in net.blocks]
+        self.layers = [_Layer(b, self.max_streams) for b in net.layers]
         self.channels = net.cfg.channels
         self.mean_w = np.full(self.channels, 1.0 / self.channels, np.float32)
         # heads: fold the final LayerNorm's affine into [proj | apex]

@@ -57,21 +57,21 @@ def compile_step(net: PfesNet, max_batch: int, cache_dir: str | os.PathLike | No
     require_cuda("tensorrt", device)
     cache = Path(cache_dir) if cache_dir else DEFAULT_CACHE_DIR
     cache.mkdir(parents=True, exist_ok=True)
-    net = StepModule(copy.deepcopy(net)).to(device).eval()
-    f = net.net.cfg.in_features
+    step_module = StepModule(copy.deepcopy(net)).to(device).eval()
+    f = net.cfg.in_features
     opt = opt_batch or min(max_batch, 64)
 
     def spec(*shape, dtype=torch.float32):
         return trt.Input(min_shape=(1, *shape), opt_shape=(opt, *shape),
                          max_shape=(max_batch, *shape), dtype=dtype)
 
-    shapes = state_shapes(net.net)
+    shapes = state_shapes(net)
     inputs = [spec(f), spec(dtype=torch.bool), *(spec(c, p) for c, p in shapes)]
     examples = [torch.zeros(opt, f, device=device), torch.ones(opt, dtype=torch.bool, device=device),
                 *(torch.zeros(opt, c, p, device=device) for c, p in shapes)]
     try:
         module = trt.compile(
-            net, ir="dynamo", inputs=inputs, enabled_precisions={torch.half},
+            step_module, ir="dynamo", inputs=inputs, enabled_precisions={torch.half},
             min_block_size=1, cache_built_engines=True, reuse_cached_engines=True,
             engine_cache_dir=str(cache),
         )
@@ -90,7 +90,7 @@ class TensorrtBackend(BucketedStep):
         require_cuda(self.name, device)
         super().__init__(net, max_streams, device, buckets)
         self.trt_step, _ = compile_step(net, max(self.buckets), cache_dir, device=device)
-        self.has_state = [blk.pad > 0 for blk in self.net.blocks]
+        self.has_state = [blk.pad > 0 for blk in self.net.layers]
 
     def _body(self, inp: torch.Tensor, out: torch.Tensor) -> None:
         f = self.in_features

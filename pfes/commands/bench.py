@@ -63,7 +63,7 @@ def time_engine(engine: StreamEngine, batch: int, warmup: int, steps: int,
     """Per-step seconds of ``engine.step`` over the first ``batch`` open slots (opened here)."""
     while len(engine.open_slots) < batch:
         engine.open_slot()
-    slots = np.asarray(engine.open_slots[:batch], dtype=np.int64)
+    slots = [int(s) for s in engine.open_slots[:batch]]
     rng = np.random.default_rng(seed)
     xs = rng.normal(size=(8, batch, engine.in_features)).astype(np.float32)
     valid = np.ones(batch, bool)

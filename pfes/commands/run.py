@@ -183,7 +183,7 @@ def main(args: argparse.Namespace) -> int:
         try:
             if args.publish != "off":
                 print(f"publishing events on {publisher.endpoint}", file=sys.stderr)
-                if args.wait_subscribers and not publisher.wait_for_subscribers(
+                if args.wait_subscribers and isinstance(publisher, ZmqPublisher) and not publisher.wait_for_subscribers(
                         args.wait_subscribers, timeout_s=10.0):
                     print("no subscriber came within 10 s; starting anyway", file=sys.stderr)
 
