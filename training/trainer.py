@@ -181,7 +181,10 @@ def _video_loss(cfg: TrainConfig, net: PfesNet, v: TrainVideo, out, b: int, epoc
     terms["reward"] = reward_term(a, y, w)
     terms["sparsity"] = w.sparsity * sparsity_term(a, valid_t)
     terms["smooth"] = w.smoothness * smoothness_term(a)
-    total = torch.stack(list(terms.values())).sum()
+    total = terms["intensity"]  # summed in insertion order, exactly as sum() did
+    for name, term in terms.items():
+        if name != "intensity":
+            total = total + term
     return total, {k: float(v_.detach()) for k, v_ in terms.items()}
 
 
