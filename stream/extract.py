@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from pfes.errors import InputError
+from stream.landmark_file import LandmarkArrays, read_landmark_file, write_landmark_file
 from stream.source_file import FileSource
 from stream.tracker import N_LANDMARKS, FaceTracker, TrackedFace, make_tracker
 
@@ -151,49 +152,22 @@ def save_landmarks_npz(series: LandmarkSeries, out: str | Path) -> Path:
     out = Path(out)
     if out.suffix != ".npz":
         raise InputError(f"output must end in .npz, got {out}")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(
-            out,
-            landmarks=series.landmarks.astype(np.float32),
-            valid=series.valid.astype(bool),
-            fps=np.float64(series.fps),
-            image_size=np.asarray(series.image_size, dtype=np.int32),
-            pts_s=series.pts_s,
-            track_id=series.track_id,
-        )
-    except OSError as e:
-        raise InputError(f"cannot write {out}: {e.strerror or e}") from e
-    return out
+    data = LandmarkArrays(series.landmarks, series.valid, series.fps, series.image_size,
+                          series.pts_s, series.track_id)
+    return write_landmark_file(out, data, compressed=True)
 
 
 def load_landmarks_npz(path: str | Path) -> LandmarkSeries:
     """Read and check a landmark .npz; raise InputError if it is missing or malformed."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"landmark file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            lm = np.asarray(z["landmarks"])
-            valid = np.asarray(z["valid"])
-            fps = float(z["fps"])
-            size = tuple(int(v) for v in np.asarray(z["image_size"]).reshape(-1))
-            t = len(valid)
-            pts = np.asarray(z["pts_s"]) if "pts_s" in z else np.arange(t) / max(fps, 1e-9)
-            tid = np.asarray(z["track_id"]) if "track_id" in z else np.where(valid, 0, -1)
-    except (OSError, ValueError, KeyError) as e:
-        raise InputError(f"malformed landmark file {path}: {e}") from e
-    if lm.ndim != 3 or lm.shape[1:] != (N_LANDMARKS, 3) or valid.shape != (lm.shape[0],):
-        raise InputError(
-            f"malformed landmark file {path}: landmarks {lm.shape}, valid {valid.shape}"
-        )
-    if len(size) != 2:
-        raise InputError(f"malformed landmark file {path}: image_size {size}")
+    d = read_landmark_file(path)
+    t = len(d.valid)
+    pts = d.pts_s if d.pts_s is not None else np.arange(t) / max(d.fps, 1e-9)
+    tid = d.track_id if d.track_id is not None else np.where(d.valid, 0, -1)
     return LandmarkSeries(
-        landmarks=lm.astype(np.float32),
-        valid=valid.astype(bool),
-        fps=fps,
-        image_size=(size[0], size[1]),
+        landmarks=d.landmarks,
+        valid=d.valid,
+        fps=d.fps,
+        image_size=d.image_size,
         pts_s=pts.astype(np.float64),
         track_id=tid.astype(np.int32),
     )

@@ -19,11 +19,16 @@ from pathlib import Path
 import numpy as np
 
 from pfes.errors import InputError
+from stream.landmark_file import (
+    N_LANDMARKS,
+    LandmarkArrays,
+    read_landmark_file,
+    write_landmark_file,
+)
 
 __all__ = ["Annotation", "LandmarkVideo", "Dataset", "load_dataset", "load_landmarks",
            "save_landmarks", "N_LANDMARKS"]
 
-N_LANDMARKS = 478
 KINDS = ("macro", "micro")
 
 
@@ -53,37 +58,15 @@ class LandmarkVideo:
 
 
 def load_landmarks(path: str | os.PathLike) -> LandmarkVideo:
-    """Read and check a landmark ``.npz``."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"landmark file not found: {p}")
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            lm = np.asarray(z["landmarks"], dtype=np.float32)
-            valid = np.asarray(z["valid"], dtype=bool)
-            fps = float(np.asarray(z["fps"]))
-            size = tuple(int(v) for v in np.asarray(z["image_size"]).ravel()[:2])
-    except KeyError as e:
-        raise InputError(f"{p}: missing array {e} (want landmarks, valid, fps, image_size)") from e
-    except Exception as e:
-        raise InputError(f"{p}: not a readable landmark .npz ({type(e).__name__})") from e
-    if lm.ndim != 3 or lm.shape[1:] != (N_LANDMARKS, 3):
-        raise InputError(f"{p}: landmarks shape {lm.shape}, want (T, {N_LANDMARKS}, 3)")
-    if valid.shape != (lm.shape[0],):
-        raise InputError(f"{p}: valid shape {valid.shape}, want ({lm.shape[0]},)")
-    if not fps > 0:
-        raise InputError(f"{p}: fps must be > 0, got {fps}")
-    valid = valid & np.isfinite(lm).all(axis=(1, 2))
-    return LandmarkVideo(lm, valid, fps, (size[0], size[1]))
+    """Read and check a landmark ``.npz`` (``stream.landmark_file``)."""
+    d = read_landmark_file(path)
+    return LandmarkVideo(d.landmarks, d.valid, d.fps, d.image_size)
 
 
 def save_landmarks(path: str | os.PathLike, video: LandmarkVideo) -> None:
     """Write the landmark format (uncompressed, deterministic bytes)."""
-    lm = np.where(video.valid[:, None, None], video.landmarks, np.nan).astype(np.float32)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
-        np.savez(f, landmarks=lm, valid=video.valid.astype(bool),
-                 fps=np.float64(video.fps), image_size=np.asarray(video.image_size, np.int32))
+    write_landmark_file(path, LandmarkArrays(video.landmarks, video.valid, video.fps,
+                                             video.image_size))
 
 
 @dataclass
