@@ -74,6 +74,7 @@ class LiveSource(Source):
         self.size = (0, 0)
         self.dropped = 0
         self.decoded = 0
+        self.skipped_at_start = 0  # replaced before the consumer started reading
         self.connected = False
         self.reconnects = 0
         self.last_error = ""
@@ -169,8 +170,10 @@ class LiveSource(Source):
         with self._cond:
             if self._slot is not None and self._consuming:
                 # the consumer never saw the previous frame (frames replaced before anyone
-                # started reading, e.g. while the face tracker loads, are not counted)
+                # started reading, e.g. while the face tracker loads, are counted apart)
                 self.dropped += 1
+            elif self._slot is not None:
+                self.skipped_at_start += 1
             self._slot = (self.decoded, raw, arrival)
             self.decoded += 1
             self._cond.notify()

@@ -114,7 +114,8 @@ def test_slow_consumer_gets_newest_frames_and_drops_are_counted():
             got.append(f.index)
             time.sleep(0.01)  # 10x slower than the camera
     assert cam.dropped > 0
-    assert len(got) + cam.dropped == cam.decoded == 300
+    # frames replaced before the first read are counted apart (under load there can be some)
+    assert len(got) + cam.dropped + cam.skipped_at_start == cam.decoded == 300
     assert got == sorted(got) and got[-1] == 299  # the newest frame always wins
 
 
