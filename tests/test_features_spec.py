@@ -70,3 +70,29 @@ def test_malformed_neutral_settings_raise_model_error():
     spec["neutral"] = {"tau_s": -1.0}
     with pytest.raises(ModelError):
         check_feature_spec(spec)
+
+
+def test_checkpoint_feature_settings_are_used_offline(tmp_path):
+    """A model trained with non-default lags gets those lags at inference, not the defaults."""
+    import numpy as np
+    import torch
+
+    from engine.checkpoint import Checkpoint
+    from engine.model import ModelConfig, PfesNet
+    from stream.features import FeatureConfig, extract_features, feature_spec
+    from training.infer import video_features
+
+    cfg = FeatureConfig(lags_frames_at_30fps=(3, 7))
+    spec = feature_spec(cfg)
+    rng = np.random.default_rng(0)
+    lm = (rng.normal(0, 0.3, (40, 478, 3)) + np.linspace(0, 200, 478)[None, :, None]).astype(np.float32)
+    valid = np.ones(40, bool)
+    want, _ = extract_features(lm, valid, 30.0, cfg)
+    got, _ = video_features(lm, valid, 30.0, spec)
+    np.testing.assert_array_equal(got, want)
+    net = PfesNet(ModelConfig(in_features=want.shape[1], channels=8, dilations=(1,), proj_dim=4))
+    ck = Checkpoint(net=net.eval(), meta={"feature_spec": spec}, path=tmp_path / "m.pt")
+    from training.infer import predict_instances
+
+    with torch.no_grad():
+        predict_instances(ck, lm, valid, 30.0)  # would raise a shape error with default lags

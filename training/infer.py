@@ -21,11 +21,17 @@ __all__ = ["video_features", "predict_curves", "predict_instances", "to_interval
            "detector_config_of"]
 
 
-def video_features(landmarks: np.ndarray, valid: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
-    """(T, 478, 3), (T,) -> features (T, F) float32 and feature validity (T,) bool."""
-    from stream.features import extract_features
+def video_features(
+    landmarks: np.ndarray, valid: np.ndarray, fps: float, spec: dict | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 478, 3), (T,) -> features (T, F) float32 and feature validity (T,) bool.
 
-    return extract_features(landmarks, valid, fps)
+    ``spec``: a checkpoint's ``feature_spec`` (features computed with the settings it records);
+    None: this code's default settings.
+    """
+    from stream.features import config_from_spec, extract_features
+
+    return extract_features(landmarks, valid, fps, config_from_spec(spec) if spec else None)
 
 
 @torch.no_grad()
@@ -59,7 +65,7 @@ def predict_instances(
     detector: DetectorConfig | None = None,
 ) -> list[Instance]:
     """Landmarks of one track (T, 478, 3) -> the instances the live pipeline would emit."""
-    feats, fvalid = video_features(landmarks, valid, fps)
+    feats, fvalid = video_features(landmarks, valid, fps, ckpt.meta.get("feature_spec"))
     inten, apex = predict_curves(ckpt.net, feats, fvalid)
     return detect(inten, apex, fvalid, detector or detector_config_of(ckpt), fps)
 

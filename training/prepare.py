@@ -36,8 +36,12 @@ def prepare_videos(
     videos: Sequence[str] | None = None,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    feature_spec: dict | None = None,
 ) -> tuple[list[TrainVideo], float]:
-    """Features and labels for ``videos`` (default: all). Returns (videos, fps)."""
+    """Features and labels for ``videos`` (default: all). Returns (videos, fps).
+
+    feature_spec: compute features as a checkpoint's spec records (None: default settings).
+    """
     names = list(videos) if videos is not None else list(ds.videos)
     rng = np.random.default_rng(seed)
     out: list[TrainVideo] = []
@@ -45,7 +49,7 @@ def prepare_videos(
     for i, name in enumerate(names):
         lm = ds.landmarks(name)
         fps_seen.add(round(lm.fps, 3))
-        feats, valid = video_features(lm.landmarks, lm.valid, lm.fps)
+        feats, valid = video_features(lm.landmarks, lm.valid, lm.fps, feature_spec)
         anns = ds.annotations_of(name)
         pts = []
         for a in anns:

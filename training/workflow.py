@@ -165,7 +165,7 @@ def evaluate_model(
     check_checkpoint_features(ckpt)
     ds = load_dataset(data)
     progress(f"features for {len(ds.videos)} videos")
-    videos, fps = prepare_videos(ds)
+    videos, fps = prepare_videos(ds, feature_spec=ckpt.meta.get("feature_spec"))
     preds = predictions_for(ckpt, videos, fps, proposals)
     res = evaluate(preds, {v.name: v.truth for v in videos})
     res["protocol"] = {"model": str(ckpt.path), "data": str(ds.root), "videos": len(videos),
@@ -187,7 +187,7 @@ def calibrate_model(
     check_checkpoint_features(ckpt)
     ds = load_dataset(data)
     progress(f"features for {len(ds.videos)} videos")
-    videos, fps = prepare_videos(ds)
+    videos, fps = prepare_videos(ds, feature_spec=ckpt.meta.get("feature_spec"))
     curves = []
     scores: list[list[float]] = [[], []]
     labels: list[list[float]] = [[], []]

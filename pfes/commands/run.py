@@ -134,7 +134,7 @@ def _summary(report: Any, names: list[str], truth: list[dict] | None, stats: boo
 def main(args: argparse.Namespace) -> int:
     from engine.runtime import StreamEngine
     from pfes.errors import InputError
-    from stream.features import FeatureExtractor
+    from stream.features import FeatureExtractor, config_from_spec
     from stream.pipeline import Pipeline, PipelineConfig
     from stream.publish import EventWriter, NullPublisher, ZmqPublisher, check_endpoint
     from stream.sources import SourceSpec, open_source, parse_source, unique_names
@@ -159,6 +159,7 @@ def main(args: argparse.Namespace) -> int:
     out = sys.stderr if args.events == "-" else sys.stdout
 
     ckpt, det = _open_model(args.model, args.classify_at)
+    feat_cfg = config_from_spec(ckpt.meta["feature_spec"])  # the settings it was trained on
     if args.backend in ("torch", "compile"):
         import torch
 
@@ -199,7 +200,7 @@ def main(args: argparse.Namespace) -> int:
                 return make_tracker("mediapipe", max_faces=args.max_faces, max_missed_frames=10)
 
             pipe = Pipeline(sources, engine, det, tracker_factory=tracker,
-                            feature_factory=lambda fps: FeatureExtractor(fps),
+                            feature_factory=lambda fps: FeatureExtractor(fps, feat_cfg),
                             publisher=publisher, on_event=show, writer=writer,
                             config=PipelineConfig(realtime=not args.fast))
             report = pipe.run()
