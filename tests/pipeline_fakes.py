@@ -7,8 +7,10 @@ moving, expressive face from the canonical neutral mesh.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
@@ -113,3 +115,24 @@ def thresholds_for(intensity: np.ndarray, **kw) -> DetectorConfig:
     """A detector config whose thresholds sit inside a random net's intensity range."""
     lo, hi = np.percentile(intensity, [55, 80])
     return DetectorConfig(open_threshold=float(hi), close_threshold=float(lo), **kw)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def save_small_model(path: Path) -> str:
+    """A small random checkpoint with the current feature spec and low thresholds."""
+    from engine.checkpoint import save_checkpoint
+    from stream.features import feature_spec
+
+    spec = feature_spec()
+    det = DetectorConfig(open_threshold=0.2, close_threshold=0.15)
+    save_checkpoint(path, small_net(spec["n_features"], lookahead_frames=1),
+                    {"feature_spec": spec, "detector": det.to_dict()})
+    return str(path)

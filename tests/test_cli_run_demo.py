@@ -7,13 +7,10 @@ import json
 import av
 import numpy as np
 import pytest
-from pipeline_fakes import small_net
+from pipeline_fakes import save_small_model
 
-from engine.checkpoint import save_checkpoint
-from engine.detector import DetectorConfig
 from pfes.cli import main
 from pfes.commands.run import DEMO_CLIP
-from stream.features import feature_spec
 
 pytest.importorskip("mediapipe")
 pytestmark = [pytest.mark.mediapipe, pytest.mark.slow]
@@ -21,12 +18,7 @@ pytestmark = [pytest.mark.mediapipe, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    spec = feature_spec()
-    path = tmp_path_factory.mktemp("m") / "m.pt"
-    det = DetectorConfig(open_threshold=0.2, close_threshold=0.15)
-    save_checkpoint(path, small_net(spec["n_features"], lookahead_frames=1),
-                    {"feature_spec": spec, "detector": det.to_dict()})
-    return str(path)
+    return save_small_model(tmp_path_factory.mktemp("m") / "m.pt")
 
 
 @pytest.mark.skipif(not DEMO_CLIP.is_file(), reason="bundled demo clip not built")

@@ -10,10 +10,9 @@ import time
 import numpy as np
 import pytest
 import torch
-from pipeline_fakes import small_net
+from pipeline_fakes import free_port, save_small_model, small_net
 
 from engine.checkpoint import save_checkpoint
-from engine.detector import DetectorConfig
 from pfes.cli import main
 from stream.events import EVENT_SCHEMA, Event
 from stream.features import feature_spec
@@ -22,20 +21,7 @@ from stream.publish import ZmqPublisher
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    spec = feature_spec()
-    path = tmp_path_factory.mktemp("m") / "m.pt"
-    det = DetectorConfig(open_threshold=0.2, close_threshold=0.15)
-    save_checkpoint(path, small_net(spec["n_features"], lookahead_frames=1),
-                    {"feature_spec": spec, "detector": det.to_dict()})
-    return str(path)
-
-
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return save_small_model(tmp_path_factory.mktemp("m") / "m.pt")
 
 
 def _one_line_error(capsys, code, rc, match):
@@ -56,7 +42,7 @@ def test_unsupported_source_is_exit_2(capsys, model):
 
 
 def test_refused_rtsp_is_exit_3(capsys, model):
-    rc = main(["run", f"rtsp://127.0.0.1:{_free_port()}/cam", "--model", model,
+    rc = main(["run", f"rtsp://127.0.0.1:{free_port()}/cam", "--model", model,
                "--publish", "off", "--timeout", "2"])
     _one_line_error(capsys, 3, rc, "cannot open rtsp://")
 

@@ -7,7 +7,6 @@ Needs the Debian packages python3-gi and gir1.2-gst-rtsp-server-1.0 (scripts/ins
 from __future__ import annotations
 
 import functools
-import socket
 import subprocess
 import threading
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from pipeline_fakes import LandmarkTracker, make_landmarks, small_net, thresholds_for
+from pipeline_fakes import LandmarkTracker, free_port, make_landmarks, small_net, thresholds_for
 
 from engine.runtime import StreamEngine
 from stream.features import FeatureExtractor, extract_features
@@ -60,14 +59,6 @@ def _clip(path: Path, n_frames: int) -> Path:
         c.mux(p)
     c.close()
     return path
-
-
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class _Server:
@@ -118,7 +109,7 @@ def _pipeline(url, n_frames, publisher, reconnect):
 
 def test_rtsp_pipeline_events_reach_a_subscriber(gst, tmp_path):
     clip = _clip(tmp_path / "cam.mp4", 150)
-    server = _Server(clip, _free_port())
+    server = _Server(clip, free_port())
     try:
         with ZmqPublisher("tcp://127.0.0.1:*") as pub, \
                 Subscriber(pub.endpoint, topics=["event.", "status."]) as sub:
@@ -151,7 +142,7 @@ def test_rtsp_pipeline_events_reach_a_subscriber(gst, tmp_path):
 
 def test_rtsp_server_restart_reconnects(gst, tmp_path):
     clip = _clip(tmp_path / "cam.mp4", 300)
-    port = _free_port()
+    port = free_port()
     server = _Server(clip, port)
     pipe, src = _pipeline(server.url, 300, None, reconnect=True)
     th = threading.Thread(target=pipe.run)

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from pipeline_fakes import free_port
 
 from pfes.errors import InputError, SourceError
 from stream.source_live import LiveSource, RtspSource, WebcamSource
@@ -46,16 +47,8 @@ def test_open_source_builds_the_right_kind(tmp_path):
     assert isinstance(open_source("webcam:3"), WebcamSource)
 
 
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_refused_rtsp_is_source_error_fast():
-    src = RtspSource(f"rtsp://127.0.0.1:{_free_port()}/x", open_timeout_s=2, read_timeout_s=2)
+    src = RtspSource(f"rtsp://127.0.0.1:{free_port()}/x", open_timeout_s=2, read_timeout_s=2)
     t0 = time.monotonic()
     with pytest.raises(SourceError, match="cannot open rtsp://"):
         src.open()
