@@ -53,11 +53,14 @@ def test_default_sized_model_single_and_batched(backend):
             assert np.max(np.abs(a[1] - b[1])) <= 1e-5
 
 
+@pytest.mark.parametrize("copies", [False, True])
 @pytest.mark.parametrize("lookahead", [0, 2])
-def test_cuda_graph_buffers_and_buckets_without_capture(lookahead):
-    """The static-buffer, bucketed step (padding rows on the scratch slot) on the CPU."""
+def test_cuda_graph_buffers_and_buckets_without_capture(lookahead, copies):
+    """The static-buffer, bucketed step (padding rows on the scratch slot) on the CPU, with
+    the host <-> device copies outside or inside the (here uncaptured) runner."""
     net = _net(lookahead, seed=2)
-    backend = CudaGraphBackend(net, 4, "cpu", buckets=(1, 2, 4), capture=False)
+    backend = CudaGraphBackend(net, 4, "cpu", buckets=(1, 2, 4), capture=False,
+                               copies_in_graph=copies)
     run_random_streams(net, backend, seed=5, max_streams=4)
     assert backend._runners.keys() <= {1, 2, 4} and len(backend._runners) >= 2
 
@@ -114,3 +117,12 @@ def test_registry():
 def test_gpu_backends_match_reference(name):
     torch.backends.cuda.matmul.allow_tf32 = False
     run_random_streams(_net(2, seed=4), name, seed=3, device="cuda", atol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_graph_with_captured_copies_matches_reference():
+    torch.backends.cuda.matmul.allow_tf32 = False
+    net = _net(2, seed=4)
+    backend = CudaGraphBackend(net, 4, "cuda", buckets=(1, 2, 4), copies_in_graph=True)
+    run_random_streams(net, backend, seed=3, max_streams=4, device="cuda", atol=1e-5)

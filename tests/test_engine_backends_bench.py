@@ -45,5 +45,6 @@ def test_gpu_bench_smoke_on_cpu(monkeypatch, capsys):
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert "parity cuda-graph: max |out - CPU fp32 reference| = 0.00e+00" in out
+    assert "parity cuda-graph-io: max |out - CPU fp32 reference| = 0.00e+00" in out
     last = out.strip().splitlines()
-    assert last[-1].startswith("| cuda-graph | fp32 | 4 |")  # the table comes last
+    assert last[-1].startswith("| cuda-graph-io | fp32 | 4 |")  # the table comes last

@@ -13,7 +13,9 @@ the outputs) is captured into one CUDA graph per *bucket* (batch sizes 1, 2, 4, 
 * output: one ``(bucket, 3)`` tensor ``[intensity, apex_macro, apex_micro]``, one copy back.
 
 A step fills the pinned input, copies it in, replays the bucket's graph, copies the output
-out and waits for it. Buckets are captured lazily on first use; :meth:`warmup` captures all.
+out and waits for it. With ``copies_in_graph=True`` the two copies are captured into the
+graph as well (pinned host memory makes them capturable), so a step is one graph launch and
+one wait. Buckets are captured lazily on first use; :meth:`warmup` captures all.
 
 The same code runs without capture (``capture=False``): that is how its bucket and buffer
 logic is tested on a machine without CUDA, and how :mod:`engine.backends.compiled` reuses it.
@@ -62,6 +64,8 @@ class BucketedStep(Backend):
             self._host_in[b] = torch.zeros(b, f + 2, pin_memory=pin)
             self._host_out[b] = torch.zeros(b, 3, pin_memory=pin)
         self._runners: dict[int, Callable[[], None]] = {}
+        #: True when the runner itself copies host -> device and back (captured copies)
+        self._copies_captured = False
 
     # -- the body captured / compiled per bucket ----------------------------------------
     def _body(self, inp: torch.Tensor, out: torch.Tensor) -> None:
@@ -83,8 +87,9 @@ class BucketedStep(Backend):
         run = self._runners.get(b)
         if run is None:
             with torch.inference_mode():
-                self._dev_in[b].zero_()
-                self._dev_in[b][:, self.in_features + 1] = self.scratch  # touch only scratch
+                for buf in (self._dev_in[b], self._host_in[b]):  # warm-up steps touch
+                    buf.zero_()  # only the scratch slot, whichever buffer the body reads
+                    buf[:, self.in_features + 1] = self.scratch
                 run = self._runners[b] = self._make_runner(b)
         return run
 
@@ -113,9 +118,11 @@ class BucketedStep(Backend):
             host[n:] = 0.0
             host[n:, f + 1] = self.scratch
         with torch.inference_mode():
-            self._dev_in[b].copy_(self._host_in[b], non_blocking=True)
+            if not self._copies_captured:
+                self._dev_in[b].copy_(self._host_in[b], non_blocking=True)
             run()
-            self._host_out[b].copy_(self._dev_out[b], non_blocking=True)
+            if not self._copies_captured:
+                self._host_out[b].copy_(self._dev_out[b], non_blocking=True)
             if self.device.startswith("cuda"):
                 torch.cuda.current_stream(self.device).synchronize()
         out = self._host_out[b].numpy()
@@ -124,13 +131,14 @@ class BucketedStep(Backend):
 
 class CudaGraphBackend(BucketedStep):
     """One captured CUDA graph per bucket. ``capture=False`` runs the same buffers eagerly
-    (for tests on a CPU); ``compile_body=True`` captures the torch.compile'd body instead."""
+    (for tests on a CPU); ``compile_body=True`` captures the torch.compile'd body instead;
+    ``copies_in_graph=True`` captures the host <-> device copies too (one launch per step)."""
 
     name = "cuda-graph"
 
     def __init__(self, net: PfesNet, max_streams: int, device: str = "cuda",
                  buckets: tuple[int, ...] | None = None, capture: bool = True,
-                 compile_body: bool = False):
+                 compile_body: bool = False, copies_in_graph: bool = False):
         if capture:
             require_cuda(self.name, device)
         super().__init__(net, max_streams, device, buckets)
@@ -139,20 +147,31 @@ class CudaGraphBackend(BucketedStep):
             allow_recompiles(len(self.buckets))
         self._body_fn = torch.compile(self._body, dynamic=False) if compile_body else self._body
         self.precision = "fp32" + (" compiled" if compile_body else "")
+        self._copies_captured = copies_in_graph
 
     def _make_runner(self, b: int) -> Callable[[], None]:
         inp, out = self._dev_in[b], self._dev_out[b]
+        host_in, host_out = self._host_in[b], self._host_out[b]
+        copies = self._copies_captured
+
+        def body() -> None:
+            if copies:
+                inp.copy_(host_in, non_blocking=True)
+            self._body_fn(inp, out)
+            if copies:
+                host_out.copy_(out, non_blocking=True)
+
         if not self.capture:
-            return lambda: self._body_fn(inp, out)
+            return body
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):
             for _ in range(3):  # warm-up (allocator, lazy init, compile) on the scratch slot
-                self._body_fn(inp, out)
+                body()
         torch.cuda.current_stream(self.device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            self._body_fn(inp, out)
+            body()
         self._graphs = getattr(self, "_graphs", {})
         self._graphs[b] = graph  # keep it alive
         return graph.replay
