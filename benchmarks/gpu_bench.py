@@ -36,9 +36,10 @@ from engine.backends.cuda_graph import CudaGraphBackend  # noqa: E402
 from engine.runtime import StreamEngine  # noqa: E402
 from pfes.commands.bench import bench_model, environment, format_table, run_grid  # noqa: E402
 
-GPU_BACKENDS = ("cuda-graph", "cuda-graph-io", "torch", "compile",
-                "cuda-graph+compile")  # most important first
-# cuda-graph-io: the same graphs with the host <-> device copies captured in them too
+GPU_BACKENDS = ("cuda-graph", "cuda-graph-io", "cuda-graph-packed", "cuda-graph-packed+compile",
+                "torch", "compile", "cuda-graph+compile")  # most important first
+# cuda-graph-io: the same graphs with the host <-> device copies captured in them too;
+# cuda-graph-packed: copies captured and the few-kernel step of engine.backends.packed
 
 
 def _percentiles(t: np.ndarray) -> tuple[float, float]:
@@ -139,7 +140,8 @@ def main() -> int:
     if args.backends:
         backends = args.backends.split(",")
     else:
-        backends = list(GPU_BACKENDS) if cuda else ["torch", "cuda-graph", "cuda-graph-io"]
+        backends = list(GPU_BACKENDS) if cuda else ["torch", "cuda-graph", "cuda-graph-io",
+                                                     "cuda-graph-packed"]
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = False  # fp32 parity with the CPU reference
         torch.backends.cudnn.allow_tf32 = False
@@ -152,14 +154,11 @@ def main() -> int:
             bk = bk + (max_streams,)
         if name == "cuda-graph":  # on the CPU: the same buffers, no capture (smoke test)
             return CudaGraphBackend(net, max_streams, args.device, buckets=bk, capture=cuda)
-        if name == "cuda-graph-io":
+        if name.startswith("cuda-graph-") or name == "cuda-graph+compile":
             be = CudaGraphBackend(net, max_streams, args.device, buckets=bk, capture=cuda,
-                                  copies_in_graph=True)
-            be.name = name
-            return be
-        if name == "cuda-graph+compile":
-            be = CudaGraphBackend(net, max_streams, args.device, buckets=bk, capture=cuda,
-                                  compile_body=True)
+                                  compile_body=name.endswith("+compile"),
+                                  copies_in_graph="-io" in name or "-packed" in name,
+                                  packed="-packed" in name)
             be.name = name
             return be
         if name == "compile":

@@ -53,14 +53,15 @@ def test_default_sized_model_single_and_batched(backend):
             assert np.max(np.abs(a[1] - b[1])) <= 1e-5
 
 
-@pytest.mark.parametrize("copies", [False, True])
+@pytest.mark.parametrize("copies,packed", [(False, False), (True, False), (True, True)])
 @pytest.mark.parametrize("lookahead", [0, 2])
-def test_cuda_graph_buffers_and_buckets_without_capture(lookahead, copies):
+def test_cuda_graph_buffers_and_buckets_without_capture(lookahead, copies, packed):
     """The static-buffer, bucketed step (padding rows on the scratch slot) on the CPU, with
-    the host <-> device copies outside or inside the (here uncaptured) runner."""
+    the host <-> device copies outside or inside the (here uncaptured) runner, and with the
+    packed few-kernel body."""
     net = _net(lookahead, seed=2)
     backend = CudaGraphBackend(net, 4, "cpu", buckets=(1, 2, 4), capture=False,
-                               copies_in_graph=copies)
+                               copies_in_graph=copies, packed=packed)
     run_random_streams(net, backend, seed=5, max_streams=4)
     assert backend._runners.keys() <= {1, 2, 4} and len(backend._runners) >= 2
 
@@ -119,10 +120,42 @@ def test_gpu_backends_match_reference(name):
     run_random_streams(_net(2, seed=4), name, seed=3, device="cuda", atol=1e-5)
 
 
+@pytest.mark.parametrize("kw", [
+    dict(kernel_size=1), dict(kernel_size=2, dilations=(1, 3)), dict(dilations=(1, 2, 4, 8, 16)),
+    dict(in_features=67, channels=64, dilations=(1, 2, 4, 8, 16), proj_dim=64)])
+def test_packed_step_matches_model_step(kw):
+    """The few-kernel rewrite against PfesNet.step on odd shapes (no state, k = 2, default)."""
+    from engine.backends.packed import PackedStep
+
+    net = _net(1, seed=6, **kw)
+    packed = PackedStep(net)
+    n, f = 5, net.cfg.in_features
+    state_ref = net.init_state(n)
+    state = packed.init_state(n + 1, "cpu")
+    rng = np.random.default_rng(1)
+    for _ in range(25):
+        slots = np.sort(rng.choice(n, int(rng.integers(1, n + 1)), replace=False))
+        x = torch.as_tensor(rng.normal(size=(len(slots), f)).astype(np.float32))
+        v = torch.as_tensor(rng.random(len(slots)) > 0.2)
+        x[~v] = float("nan")
+        sl = torch.as_tensor(slots)
+        with torch.no_grad():
+            res, new = net.step(x, v, [s[sl] for s in state_ref])
+            for s, ns in zip(state_ref, new, strict=True):
+                s[sl] = ns
+            inp = torch.cat([x, v.float()[:, None], sl.float()[:, None]], dim=1)
+            out = torch.empty(len(slots), 3)
+            packed(state, inp, out)
+        assert torch.allclose(out[:, 0], res.intensity, atol=1e-5)
+        assert torch.allclose(out[:, 1:], res.apex, atol=1e-5)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_gpu_graph_with_captured_copies_matches_reference():
+@pytest.mark.parametrize("packed", [False, True])
+def test_gpu_graph_with_captured_copies_matches_reference(packed):
     torch.backends.cuda.matmul.allow_tf32 = False
     net = _net(2, seed=4)
-    backend = CudaGraphBackend(net, 4, "cuda", buckets=(1, 2, 4), copies_in_graph=True)
+    backend = CudaGraphBackend(net, 4, "cuda", buckets=(1, 2, 4), copies_in_graph=True,
+                               packed=packed)
     run_random_streams(net, backend, seed=3, max_streams=4, device="cuda", atol=1e-5)

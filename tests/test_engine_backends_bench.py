@@ -47,4 +47,5 @@ def test_gpu_bench_smoke_on_cpu(monkeypatch, capsys):
     assert "parity cuda-graph: max |out - CPU fp32 reference| = 0.00e+00" in out
     assert "parity cuda-graph-io: max |out - CPU fp32 reference| = 0.00e+00" in out
     last = out.strip().splitlines()
-    assert last[-1].startswith("| cuda-graph-io | fp32 | 4 |")  # the table comes last
+    assert "parity cuda-graph-packed: max |out - CPU fp32 reference| = " in out
+    assert last[-1].startswith("| cuda-graph-packed | fp32 packed | 4 |")  # the table is last

@@ -37,6 +37,7 @@ from engine.backends.base import (
     default_buckets,
     require_cuda,
 )
+from engine.backends.packed import PackedStep
 from engine.model import PfesNet
 
 __all__ = ["BucketedStep", "CudaGraphBackend", "BACKEND", "require_cuda"]
@@ -48,14 +49,19 @@ class BucketedStep(Backend):
     name = "bucketed"
 
     def __init__(self, net: PfesNet, max_streams: int, device: str = "cuda",
-                 buckets: tuple[int, ...] | None = None):
+                 buckets: tuple[int, ...] | None = None, packed: bool = False):
         super().__init__(net, max_streams, device)
         self.net = copy.deepcopy(net).to(device).eval()
         self.buckets = tuple(buckets) if buckets else default_buckets(self.max_streams)
         self.scratch = self.max_streams
         f = net.cfg.in_features
         self.in_features = f
-        self.states = self.net.init_state(self.max_streams + 1)
+        #: the few-kernel rewrite of the step (engine.backends.packed), or None
+        self._packed = PackedStep(self.net) if packed else None
+        if self._packed is not None:
+            self.states = [self._packed.init_state(self.max_streams + 1, device)]
+        else:
+            self.states = self.net.init_state(self.max_streams + 1)
         pin = self.device.startswith("cuda")
         self._dev_in, self._dev_out, self._host_in, self._host_out = {}, {}, {}, {}
         for b in self.buckets:
@@ -70,6 +76,9 @@ class BucketedStep(Backend):
     # -- the body captured / compiled per bucket ----------------------------------------
     def _body(self, inp: torch.Tensor, out: torch.Tensor) -> None:
         """inp: (b, F + 2) [x, valid, slot]; writes out (b, 3); updates the state buffers."""
+        if self._packed is not None:
+            self._packed(self.states[0], inp, out)
+            return
         f = self.in_features
         idx = inp[:, f + 1].long()
         state = [buf.index_select(0, idx) for buf in self.states]
@@ -132,21 +141,24 @@ class BucketedStep(Backend):
 class CudaGraphBackend(BucketedStep):
     """One captured CUDA graph per bucket. ``capture=False`` runs the same buffers eagerly
     (for tests on a CPU); ``compile_body=True`` captures the torch.compile'd body instead;
-    ``copies_in_graph=True`` captures the host <-> device copies too (one launch per step)."""
+    ``copies_in_graph=True`` captures the host <-> device copies too (one launch per step);
+    ``packed=True`` captures :class:`engine.backends.packed.PackedStep` (fewer kernels)."""
 
     name = "cuda-graph"
 
     def __init__(self, net: PfesNet, max_streams: int, device: str = "cuda",
                  buckets: tuple[int, ...] | None = None, capture: bool = True,
-                 compile_body: bool = False, copies_in_graph: bool = False):
+                 compile_body: bool = False, copies_in_graph: bool = False,
+                 packed: bool = False):
         if capture:
             require_cuda(self.name, device)
-        super().__init__(net, max_streams, device, buckets)
+        super().__init__(net, max_streams, device, buckets, packed=packed)
         self.capture = capture
         if compile_body:
             allow_recompiles(len(self.buckets))
         self._body_fn = torch.compile(self._body, dynamic=False) if compile_body else self._body
-        self.precision = "fp32" + (" compiled" if compile_body else "")
+        self.precision = ("fp32" + (" packed" if packed else "")
+                          + (" compiled" if compile_body else ""))
         self._copies_captured = copies_in_graph
 
     def _make_runner(self, b: int) -> Callable[[], None]:
