@@ -22,6 +22,8 @@ Pure torch (no custom kernels); captured in a CUDA graph by
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -58,7 +60,7 @@ class PackedStep:
             for j in range(k - 1):
                 big[:, li, j, li, :] = w[:, :, j].T  # (C_in, C_out)
         self.w_past = big.reshape(c * n_past, len(layers) * c) if n_past else None
-        self.b_conv = torch.cat([blk.conv.bias.detach() for blk in layers])  # (L * C,)
+        self.b_conv = torch.cat([cast(Tensor, blk.conv.bias).detach() for blk in layers])
         self.w_now = [blk.conv.weight.detach()[:, :, k - 1].T.contiguous() for blk in layers]
         self.norms = [(blk.norm.weight.detach(), blk.norm.bias.detach(), blk.norm.eps)
                       for blk in layers]
