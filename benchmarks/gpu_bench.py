@@ -36,10 +36,36 @@ from engine.backends.cuda_graph import CudaGraphBackend  # noqa: E402
 from engine.runtime import StreamEngine  # noqa: E402
 from pfes.commands.bench import bench_model, environment, format_table, run_grid  # noqa: E402
 
-GPU_BACKENDS = ("cuda-graph", "cuda-graph-io", "cuda-graph-packed", "cuda-graph-packed+compile",
-                "torch", "compile", "cuda-graph+compile")  # most important first
-# cuda-graph-io: the same graphs with the host <-> device copies captured in them too;
-# cuda-graph-packed: copies captured and the few-kernel step of engine.backends.packed
+GPU_BACKENDS = ("cuda-graph", "compile", "torch", "cuda-graph-plain", "cuda-graph-plain+compile",
+                "compile-nograph")  # most important first
+VARIANTS = {  # measured variants beyond the registry's backends: what each one is
+    "cuda-graph-plain": "PfesNet.step captured as written, copies outside the graph",
+    "cuda-graph-plain+compile": "the same with the body compiled by Inductor",
+    "compile-nograph": "Inductor-compiled PfesNet.step body launched from Python, no graph",
+    "compile-autotune": "the compile backend with mode max-autotune-no-cudagraphs",
+}
+
+
+def make_variant(net, name: str, max_streams: int, device: str,
+                 buckets: tuple[int, ...]):
+    """A registry backend or one of VARIANTS, with these batch buckets."""
+    cuda = device.startswith("cuda")
+    from engine.backends.compiled import CompiledBackend
+
+    if name == "cuda-graph":  # on the CPU: the same buffers, no capture (smoke test)
+        return CudaGraphBackend(net, max_streams, device, buckets=buckets, capture=cuda)
+    if name in ("compile", "compile-autotune"):
+        be = CompiledBackend(net, max_streams, device, buckets=buckets,
+                             mode="max-autotune-no-cudagraphs" if "autotune" in name else None)
+    elif name.startswith("cuda-graph-plain") or name == "compile-nograph":
+        be = CudaGraphBackend(net, max_streams, device, buckets=buckets,
+                              capture=cuda and name != "compile-nograph",
+                              compile_body="compile" in name, copies_in_graph=False,
+                              packed=False)
+    else:
+        return create_backend(name, net, max_streams, device)
+    be.name = name
+    return be
 
 
 def _percentiles(t: np.ndarray) -> tuple[float, float]:
@@ -121,7 +147,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda")
     p.add_argument("--quick", action="store_true", help="few steps and small batches (smoke test)")
-    p.add_argument("--backends", default=None, help=f"comma-separated from {GPU_BACKENDS}")
+    p.add_argument("--backends", default=None,
+                   help=f"comma-separated from {GPU_BACKENDS} and {tuple(VARIANTS)}")
     p.add_argument("--batch-sizes", default=None, help="default 1,8,64,256,1024 (quick: 1,8)")
     p.add_argument("--steps", type=int, default=None, help="timed steps per cell (default 500)")
     p.add_argument("--budget-s", type=float, default=420.0, help="stop starting cells after this")
@@ -140,8 +167,7 @@ def main() -> int:
     if args.backends:
         backends = args.backends.split(",")
     else:
-        backends = list(GPU_BACKENDS) if cuda else ["torch", "cuda-graph", "cuda-graph-io",
-                                                     "cuda-graph-packed"]
+        backends = list(GPU_BACKENDS) if cuda else ["torch", "cuda-graph-plain", "cuda-graph"]
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = False  # fp32 parity with the CPU reference
         torch.backends.cudnn.allow_tf32 = False
@@ -152,20 +178,7 @@ def main() -> int:
         bk = tuple(b for b in buckets if b <= max_streams) or (max_streams,)
         if bk[-1] != max_streams:
             bk = bk + (max_streams,)
-        if name == "cuda-graph":  # on the CPU: the same buffers, no capture (smoke test)
-            return CudaGraphBackend(net, max_streams, args.device, buckets=bk, capture=cuda)
-        if name.startswith("cuda-graph-") or name == "cuda-graph+compile":
-            be = CudaGraphBackend(net, max_streams, args.device, buckets=bk, capture=cuda,
-                                  compile_body=name.endswith("+compile"),
-                                  copies_in_graph="-io" in name or "-packed" in name,
-                                  packed="-packed" in name)
-            be.name = name
-            return be
-        if name == "compile":
-            from engine.backends.compiled import CompiledBackend
-
-            return CompiledBackend(net, max_streams, args.device, buckets=bk)
-        return create_backend(name, net, max_streams, args.device)
+        return make_variant(net, name, max_streams, args.device, bk)
 
     lines = [f"# gpu_bench {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
              f"# device: {gpu_description(args.device)}",

@@ -3,8 +3,8 @@
     python benchmarks/gpu_breakdown.py            # on the GPU machine, from the repo root
     python benchmarks/gpu_breakdown.py --device cpu --quick   # smoke test (no graph parts)
 
-For each backend (cuda-graph, cuda-graph with captured copies, cuda-graph of the compiled
-body) and batch size it prints p50 / p99 in microseconds of:
+For each variant (a backend or one of ``gpu_bench.VARIANTS``; default: the plain graph of
+``PfesNet.step``, the ``cuda-graph`` backend, the ``compile`` backend) and batch size it prints p50 / p99 in microseconds of:
 
 * ``engine``: ``StreamEngine.step`` (what the pipeline calls; numpy in and out);
 * ``backend``: the backend's own ``step`` (packing into pinned memory, copies, replay, wait);
@@ -27,7 +27,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from engine.backends.cuda_graph import CudaGraphBackend  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gpu_bench import make_variant  # noqa: E402
+
 from engine.runtime import StreamEngine  # noqa: E402
 from pfes.commands.bench import bench_model  # noqa: E402
 
@@ -63,10 +65,7 @@ def measure(net, variant: str, b: int, device: str, n: int) -> str:
     """One table row: the breakdown of ``variant`` at batch ``b``."""
     cuda = device.startswith("cuda")
     rng = np.random.default_rng(0)
-    be = CudaGraphBackend(net, b, device, buckets=(b,), capture=cuda,
-                          compile_body=variant.endswith("+compile"),
-                          copies_in_graph="-io" in variant or "-packed" in variant,
-                          packed="-packed" in variant)
+    be = make_variant(net, variant, b, device, (b,))
     eng = StreamEngine(net, be, max_streams=b, device=device)
     slots = [eng.open_slot() for _ in range(b)]
     x = rng.normal(size=(b, net.cfg.in_features)).astype(np.float32)
@@ -78,7 +77,10 @@ def measure(net, variant: str, b: int, device: str, n: int) -> str:
     t_be = _time(lambda: be.step(sl, x, v), n)
     replay = gpu = kern = "n/a"
     if cuda:
-        graph = be._graphs[b]
+        graph = getattr(be, "_graphs", {}).get(b)
+        if graph is None:
+            return f"| {variant} | {b} | {_pct(t_eng)} | {_pct(t_be)} | no graph | | |"
+
         stream = torch.cuda.current_stream(device)
 
         def rep() -> None:
@@ -105,8 +107,7 @@ def main() -> int:
     p.add_argument("--device", default="cuda")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--batch-sizes", default="1,256")
-    p.add_argument("--variants", default="cuda-graph,cuda-graph-io,cuda-graph-packed,"
-                   "cuda-graph+compile,cuda-graph-packed+compile")
+    p.add_argument("--variants", default="cuda-graph-plain,cuda-graph,compile")
     args = p.parse_args()
     cuda = args.device.startswith("cuda")
     if cuda and not torch.cuda.is_available():

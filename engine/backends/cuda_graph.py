@@ -139,24 +139,31 @@ class BucketedStep(Backend):
 
 
 class CudaGraphBackend(BucketedStep):
-    """One captured CUDA graph per bucket. ``capture=False`` runs the same buffers eagerly
-    (for tests on a CPU); ``compile_body=True`` captures the torch.compile'd body instead;
-    ``copies_in_graph=True`` captures the host <-> device copies too (one launch per step);
-    ``packed=True`` captures :class:`engine.backends.packed.PackedStep` (fewer kernels)."""
+    """One captured CUDA graph per bucket.
+
+    Defaults are the fastest eager variant measured on an H100 (benchmarks/RESULTS.md):
+    ``packed=True`` captures :class:`engine.backends.packed.PackedStep` (fewer kernels than
+    ``PfesNet.step``) and ``copies_in_graph=True`` captures the host <-> device copies too (one
+    launch per step). ``capture=False`` runs the same buffers without a graph (tests on a CPU,
+    and the CPU path of :mod:`engine.backends.compiled`); ``compile_body=True`` captures the
+    torch.compile'd body (``compile_mode`` is passed to ``torch.compile``)."""
 
     name = "cuda-graph"
 
     def __init__(self, net: PfesNet, max_streams: int, device: str = "cuda",
                  buckets: tuple[int, ...] | None = None, capture: bool = True,
-                 compile_body: bool = False, copies_in_graph: bool = False,
-                 packed: bool = False):
+                 compile_body: bool = False, copies_in_graph: bool = True,
+                 packed: bool = True, compile_mode: str | None = None):
         if capture:
             require_cuda(self.name, device)
         super().__init__(net, max_streams, device, buckets, packed=packed)
         self.capture = capture
+        self._compiled = compile_body
         if compile_body:
             allow_recompiles(len(self.buckets))
-        self._body_fn = torch.compile(self._body, dynamic=False) if compile_body else self._body
+            self._body_fn = torch.compile(self._body, dynamic=False, mode=compile_mode)
+        else:
+            self._body_fn = self._body
         self.precision = ("fp32" + (" packed" if packed else "")
                           + (" compiled" if compile_body else ""))
         self._copies_captured = copies_in_graph
@@ -174,6 +181,8 @@ class CudaGraphBackend(BucketedStep):
                 host_out.copy_(out, non_blocking=True)
 
         if not self.capture:
+            if self._compiled:
+                body()  # compile now, on the scratch slot, not inside a real step
             return body
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
