@@ -7,8 +7,8 @@ Needs only what the GPU image has (torch with CUDA, numpy, Python 3.12): it impo
 ``engine`` and ``pfes`` from this checkout and installs nothing. Budget: under 8 minutes
 (``--budget-s``, default 420); cells past the budget are reported as skipped.
 
-Measured, for batch sizes 1, 8, 64, 256, 1024 and each backend (torch eager, cuda-graph,
-compile, cuda-graph of the compiled body): ``StreamEngine.step`` wall time p50 / p99 after
+Measured, for batch sizes 1, 8, 64, 256, 1024 and each backend (cuda-graph, compile, torch
+eager, and the variants in ``VARIANTS``): ``StreamEngine.step`` wall time p50 / p99 after
 warm-up, numpy in and out, including the host-device copies and the final synchronisation.
 Each backend's outputs are checked against the fp32 CPU reference first (max abs difference).
 

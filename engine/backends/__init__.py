@@ -10,8 +10,8 @@ name           what                                        devices
 torch          PyTorch eager ``PfesNet.step``              cpu, cuda
 numpy          the step re-implemented in numpy float32    cpu
 onnxruntime    the step exported to ONNX, run by ORT       cpu (cuda with ORT-GPU)
-cuda-graph     batched step captured per batch bucket      cuda
-compile        ``torch.compile`` of the batched step       cpu, cuda
+cuda-graph     packed step + copies captured per bucket    cuda
+compile        ``torch.compile`` of the batched step       cpu, cuda (+ CUDA graphs)
 tensorrt       torch-tensorrt (dynamo, fp16, disk cache)   cuda
 =============  ==========================================  =========================
 """
