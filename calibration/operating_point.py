@@ -16,12 +16,21 @@ import numpy as np
 from engine.detector import DetectorConfig, detect
 from training.evaluate import Interval, evaluate
 
-__all__ = ["Curve", "fit_operating_point", "score_operating_point", "DEFAULT_GRID"]
+__all__ = ["Curve", "fit_operating_point", "score_operating_point", "DEFAULT_GRID", "FINAL_GRID"]
 
+#: searched at every selection epoch during training (120 points with both classify_at)
 DEFAULT_GRID: dict[str, tuple] = {
     "open_threshold": (0.3, 0.4, 0.5, 0.6, 0.7),
     "close_ratio": (0.4, 0.6, 0.8),  # close_threshold = close_ratio x open_threshold
     "micro_prob_threshold": (0.3, 0.5, 0.7, 0.9),
+}
+#: searched once for the chosen weights (end of training, ``pfes calibrate``): adds bridging
+#: of short dips (seconds; delays an instance's emission by up to that long) and widening of
+#: brief runs (seconds). Ties go to the earlier point: no bridging, no widening.
+FINAL_GRID: dict[str, tuple] = {
+    **DEFAULT_GRID,
+    "merge_gap_s": (0.0, 0.2, 0.33, 0.5, 0.67, 1.0),
+    "pad_to_s": (0.0, 0.27, 0.33),
 }
 
 
@@ -62,8 +71,9 @@ def fit_operating_point(
     grid = grid or DEFAULT_GRID
     best: tuple | None = None
     n = 0
-    for op, cr, mp, ca in itertools.product(
-        grid["open_threshold"], grid["close_ratio"], grid["micro_prob_threshold"], classify_at
+    for op, cr, mp, ca, gap, pad in itertools.product(
+        grid["open_threshold"], grid["close_ratio"], grid["micro_prob_threshold"], classify_at,
+        grid.get("merge_gap_s", (base.merge_gap_s,)), grid.get("pad_to_s", (base.pad_to_s,)),
     ):
         cfg = dataclasses.replace(
             base,
@@ -71,6 +81,8 @@ def fit_operating_point(
             close_threshold=float(np.round(op * cr, 4)),
             micro_prob_threshold=float(mp),
             classify_at=ca,
+            merge_gap_s=float(gap),
+            pad_to_s=float(pad),
         )
         res = score_operating_point(curves, cfg, fps)
         n += 1

@@ -6,7 +6,13 @@ run per track:
 * a *run* starts at the first frame with intensity above ``close_threshold`` and becomes an
   instance candidate once some frame in it rises above ``open_threshold``;
 * it closes at the first frame below ``close_threshold`` (or on an invalid frame, or at
-  ``flush()``); onset / offset are the first / last frame of the run, apex its argmax;
+  ``flush()``); onset / offset are the first / last frame of the run, apex its argmax. With
+  ``merge_gap_s`` > 0 a dip below ``close_threshold`` that lasts at most that long does not
+  close the run (one expression whose intensity sags is not split in two); the run then
+  becomes final that much later;
+* a run shorter than ``pad_to_s`` is widened around its apex to that length (a brief peak of a
+  causal intensity curve marks an expression longer than the peak); the widened offset may
+  lie a few frames after the frame at which the instance is emitted;
 * the instance is classified macro or micro by the apex branch, read either at the apex frame
   or at the closing frame (``classify_at``): micro when it is no longer than the micro limit
   and the micro sigmoid reaches ``micro_prob_threshold`` (each class thresholded on its own,
@@ -54,6 +60,8 @@ class DetectorConfig:
     micro_over_macro: bool = False
     band_ratio: float = 0.2
     min_score: float = 0.0
+    merge_gap_s: float = 0.0  # dips below close_threshold up to this long do not end a run
+    pad_to_s: float = 0.0  # shorter instances are widened around the apex to this length
     apex_temperature: tuple[float, float] = (1.0, 1.0)  # macro, micro (calibration/temperature)
 
     def __post_init__(self) -> None:
@@ -61,13 +69,16 @@ class DetectorConfig:
         if len(self.apex_temperature) != 2 or min(self.apex_temperature) <= 0:
             raise InputError("apex_temperature must be two positive numbers")
         for name in ("open_threshold", "close_threshold", "min_duration_s", "micro_max_duration_s",
-                     "macro_max_duration_s", "micro_prob_threshold", "band_ratio", "min_score"):
+                     "macro_max_duration_s", "micro_prob_threshold", "band_ratio", "min_score",
+                     "merge_gap_s", "pad_to_s"):
             if not isinstance(getattr(self, name), (int, float)) or isinstance(getattr(self, name), bool):
                 raise InputError(f"detector {name} must be a number, got {getattr(self, name)!r}")
         if not 0.0 <= self.close_threshold <= self.open_threshold <= 1.0:
             raise InputError("detector thresholds need 0 <= close_threshold <= open_threshold <= 1")
         if not 0 < self.min_duration_s <= self.micro_max_duration_s <= self.macro_max_duration_s:
             raise InputError("detector durations need 0 < min <= micro_max <= macro_max")
+        if self.merge_gap_s < 0 or self.pad_to_s < 0:
+            raise InputError("detector merge_gap_s and pad_to_s must be >= 0")
         if self.classify_at not in ("apex", "close"):
             raise InputError("classify_at must be 'apex' or 'close'")
 
@@ -120,6 +131,8 @@ class PeakDetector:
         self._micro_max = int(round(c.micro_max_duration_s * fps))
         self._macro_max = int(round(c.macro_max_duration_s * fps))
         self._band_max = int(np.ceil(c.band_ratio * self._macro_max)) + 1
+        self._gap_max = int(round(c.merge_gap_s * fps))
+        self._pad_to = int(round(c.pad_to_s * fps))
         self.reset()
 
     def reset(self) -> None:
@@ -129,6 +142,9 @@ class PeakDetector:
         self._run_start = -1
         self._last_frame = -1
         self._too_long = False
+        # frames below close_threshold after a run, held while a dip may still be bridged
+        self._gap_a: list[float] = []
+        self._gap_p: list[tuple[float, float]] = []
 
     # -- verbs -------------------------------------------------------------------------------
     def push(self, frame: int, intensity: float, apex_scores, valid: bool = True) -> list[Instance]:
@@ -144,6 +160,10 @@ class PeakDetector:
         if a > self.cfg.close_threshold and valid:
             if not self._run_a:
                 self._run_start = frame
+            elif self._gap_a:  # the dip was short: it belongs to the run
+                self._run_a += self._gap_a
+                self._run_p += self._gap_p
+                self._gap_a, self._gap_p = [], []
             self._run_a.append(a)
             self._run_p.append(p)
             if len(self._run_a) > self._macro_max:
@@ -151,6 +171,10 @@ class PeakDetector:
                 # keep memory bounded: the run will be discarded when it closes
                 self._run_a = self._run_a[-1:]
                 self._run_p = self._run_p[-1:]
+            return out
+        if self._run_a and valid and len(self._gap_a) < self._gap_max:
+            self._gap_a.append(a)  # maybe a dip: decide when it ends or grows too long
+            self._gap_p.append(p)
             return out
         if self._run_a:
             out += self._close(frame, p)
@@ -173,10 +197,15 @@ class PeakDetector:
 
     def _close(self, close_frame: int, close_p: tuple[float, float] | None) -> list[Instance]:
         run_a, run_p, start, too_long = self._run_a, self._run_p, self._run_start, self._too_long
+        gap_a, gap_p = self._gap_a, self._gap_p
         self._run_a, self._run_p, self._too_long = [], [], False
+        self._gap_a, self._gap_p = [], []
+        if gap_p and close_p is not None:
+            close_p = gap_p[0]  # the run ended where the dip began
         band_len = max(1, int(round(self.cfg.band_ratio * len(run_a))))
         before = list(self._history)[-band_len:]
         self._history.extend(run_a)
+        self._history.extend(gap_a)
         n = len(run_a)
         if too_long or n < self._min_len or max(run_a) <= self.cfg.open_threshold:
             return []
@@ -196,11 +225,15 @@ class PeakDetector:
         score = float(arr.mean()) - outer + 0.2 * prob
         if score < self.cfg.min_score:
             return []
+        onset, offset = start, start + n - 1
+        if n < self._pad_to:  # widen around the apex
+            onset = max(0, start + k - (self._pad_to - 1) // 2)
+            offset = onset + self._pad_to - 1
         return [
             Instance(
-                onset=start,
+                onset=onset,
                 apex=start + k,
-                offset=start + n - 1,
+                offset=offset,
                 kind=kind,
                 score=score,
                 class_prob=float(prob),

@@ -69,3 +69,44 @@ def test_bad_config_and_frame_order():
     det.push(5, 0.0, (0, 0))
     with pytest.raises(InputError):
         det.push(5, 0.0, (0, 0))
+
+
+def test_short_dips_are_bridged_long_ones_are_not():
+    a = np.zeros(200)
+    a[20:50] = 0.9
+    a[50:58] = 0.1  # 8-frame dip (0.27 s)
+    a[58:90] = 0.9
+    p = np.tile((0.9, 0.1), (200, 1))
+    split = detect(a, p, cfg=DetectorConfig())
+    assert [(i.onset, i.offset) for i in split] == [(20, 49), (58, 89)]
+    merged = detect(a, p, cfg=DetectorConfig(merge_gap_s=0.33))  # 10 frames >= the dip
+    assert [(i.onset, i.offset) for i in merged] == [(20, 89)]
+    assert merged[0].closed_frame == 90 + 10  # final once the dip outlasts the bridge
+    short = detect(a, p, cfg=DetectorConfig(merge_gap_s=0.2))  # 6 frames < the dip
+    assert [(i.onset, i.offset) for i in short] == [(20, 49), (58, 89)]
+    assert short[0].closed_frame == 50 + 6
+    # an invalid frame inside the dip ends the run at once
+    valid = np.ones(200, bool)
+    valid[53] = False
+    cut = detect(a, p, valid, cfg=DetectorConfig(merge_gap_s=0.33))
+    assert [(i.onset, i.offset) for i in cut] == [(20, 49), (58, 89)]
+    # streaming gives the same instances as the batch path
+    det = PeakDetector(DetectorConfig(merge_gap_s=0.33), 30.0)
+    stream = [x for i in range(200) for x in det.push(i, a[i], p[i])] + det.flush()
+    assert stream == merged
+
+
+def test_brief_runs_are_widened_around_the_apex():
+    a = np.zeros(100)
+    a[40:45] = [0.5, 0.7, 0.9, 0.7, 0.5]  # 5 frames, apex at 42
+    p = np.tile((0.1, 0.9), (100, 1))
+    plain = detect(a, p, cfg=DetectorConfig())
+    assert [(i.onset, i.apex, i.offset) for i in plain] == [(40, 42, 44)]
+    wide = detect(a, p, cfg=DetectorConfig(pad_to_s=0.33))  # 10 frames
+    assert [(i.onset, i.apex, i.offset, i.kind) for i in wide] == [(38, 42, 47, "micro")]
+    long_run = np.zeros(100)
+    long_run[40:60] = 0.9
+    same = detect(long_run, p, cfg=DetectorConfig(pad_to_s=0.33))
+    assert [(i.onset, i.offset) for i in same] == [(40, 59)]  # longer runs are untouched
+    with pytest.raises(InputError):
+        DetectorConfig(merge_gap_s=-1.0)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration.operating_point import Curve, fit_operating_point
+from calibration.operating_point import FINAL_GRID, Curve, fit_operating_point
 from engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from engine.detector import DetectorConfig
 from pfes.errors import InputError
@@ -221,7 +221,7 @@ def calibrate_model(
                      "temperature": t, "samples": int(len(y))}
     progress("fitting the detector's operating point")
     base = dataclasses.replace(detector_config_of(ckpt), apex_temperature=(temps[0], temps[1]))
-    det, info = fit_operating_point(curves, fps, base=base)
+    det, info = fit_operating_point(curves, fps, base=base, grid=FINAL_GRID)
     meta = dict(ckpt.meta)
     meta["detector"] = det.to_dict()
     meta["calibration"] = {"data": str(ds.root), "ece": ece, "result": info["result"],
