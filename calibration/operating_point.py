@@ -25,11 +25,12 @@ DEFAULT_GRID: dict[str, tuple] = {
     "micro_prob_threshold": (0.3, 0.5, 0.7, 0.9),
 }
 #: searched once for the chosen weights (end of training, ``pfes calibrate``): adds bridging
-#: of short dips (seconds; delays an instance's emission by up to that long) and widening of
-#: brief runs (seconds). Ties go to the earlier point: no bridging, no widening.
+#: of short dips (seconds; delays an instance's emission by up to that long, so capped at
+#: 0.5 s for a live spotter) and widening of brief runs (seconds). Ties go to the earlier
+#: point: no bridging, no widening.
 FINAL_GRID: dict[str, tuple] = {
     **DEFAULT_GRID,
-    "merge_gap_s": (0.0, 0.2, 0.33, 0.5, 0.67, 1.0),
+    "merge_gap_s": (0.0, 0.2, 0.33, 0.5),
     "pad_to_s": (0.0, 0.27, 0.33),
 }
 
