@@ -26,12 +26,13 @@ DEFAULT_GRID: dict[str, tuple] = {
 }
 #: searched once for the chosen weights (end of training, ``pfes calibrate``): adds bridging
 #: of short dips (seconds; delays an instance's emission by up to that long, so capped at
-#: 0.5 s for a live spotter) and widening of brief runs (seconds). Ties go to the earlier
-#: point: no bridging, no widening.
+#: 0.5 s for a live spotter), widening of brief runs (seconds) and the macro offset
+#: extension (fraction of the run). Ties go to the earlier point: none of the three.
 FINAL_GRID: dict[str, tuple] = {
     **DEFAULT_GRID,
     "merge_gap_s": (0.0, 0.2, 0.33, 0.5),
-    "pad_to_s": (0.0, 0.27, 0.33),
+    "pad_to_s": (0.0, 0.33),
+    "offset_extend": (0.0, 0.25, 0.5),
 }
 
 
@@ -72,9 +73,10 @@ def fit_operating_point(
     grid = grid or DEFAULT_GRID
     best: tuple | None = None
     n = 0
-    for op, cr, mp, ca, gap, pad in itertools.product(
+    for op, cr, mp, ca, gap, pad, ext in itertools.product(
         grid["open_threshold"], grid["close_ratio"], grid["micro_prob_threshold"], classify_at,
         grid.get("merge_gap_s", (base.merge_gap_s,)), grid.get("pad_to_s", (base.pad_to_s,)),
+        grid.get("offset_extend", (base.offset_extend,)),
     ):
         cfg = dataclasses.replace(
             base,
@@ -84,6 +86,7 @@ def fit_operating_point(
             classify_at=ca,
             merge_gap_s=float(gap),
             pad_to_s=float(pad),
+            offset_extend=float(ext),
         )
         res = score_operating_point(curves, cfg, fps)
         n += 1

@@ -13,6 +13,9 @@ run per track:
 * a run shorter than ``pad_to_s`` is widened around its apex to that length (a brief peak of a
   causal intensity curve marks an expression longer than the peak); the widened offset may
   lie a few frames after the frame at which the instance is emitted;
+* a macro instance's offset is moved ``offset_extend`` x its run length later: a causal
+  intensity curve falls while the face still holds the expression and relaxes, so the run
+  ends early (a predicted offset, again possibly after the emitting frame);
 * the instance is classified macro or micro by the apex branch, read either at the apex frame
   or at the closing frame (``classify_at``): micro when it is no longer than the micro limit
   and the micro sigmoid reaches ``micro_prob_threshold`` (each class thresholded on its own,
@@ -62,6 +65,7 @@ class DetectorConfig:
     min_score: float = 0.0
     merge_gap_s: float = 0.0  # dips below close_threshold up to this long do not end a run
     pad_to_s: float = 0.0  # shorter instances are widened around the apex to this length
+    offset_extend: float = 0.0  # macro offsets move this fraction of the run length later
     apex_temperature: tuple[float, float] = (1.0, 1.0)  # macro, micro (calibration/temperature)
 
     def __post_init__(self) -> None:
@@ -70,15 +74,15 @@ class DetectorConfig:
             raise InputError("apex_temperature must be two positive numbers")
         for name in ("open_threshold", "close_threshold", "min_duration_s", "micro_max_duration_s",
                      "macro_max_duration_s", "micro_prob_threshold", "band_ratio", "min_score",
-                     "merge_gap_s", "pad_to_s"):
+                     "merge_gap_s", "pad_to_s", "offset_extend"):
             if not isinstance(getattr(self, name), (int, float)) or isinstance(getattr(self, name), bool):
                 raise InputError(f"detector {name} must be a number, got {getattr(self, name)!r}")
         if not 0.0 <= self.close_threshold <= self.open_threshold <= 1.0:
             raise InputError("detector thresholds need 0 <= close_threshold <= open_threshold <= 1")
         if not 0 < self.min_duration_s <= self.micro_max_duration_s <= self.macro_max_duration_s:
             raise InputError("detector durations need 0 < min <= micro_max <= macro_max")
-        if self.merge_gap_s < 0 or self.pad_to_s < 0:
-            raise InputError("detector merge_gap_s and pad_to_s must be >= 0")
+        if self.merge_gap_s < 0 or self.pad_to_s < 0 or self.offset_extend < 0:
+            raise InputError("detector merge_gap_s, pad_to_s and offset_extend must be >= 0")
         if self.classify_at not in ("apex", "close"):
             raise InputError("classify_at must be 'apex' or 'close'")
 
@@ -229,6 +233,8 @@ class PeakDetector:
         if n < self._pad_to:  # widen around the apex
             onset = max(0, start + k - (self._pad_to - 1) // 2)
             offset = onset + self._pad_to - 1
+        if kind == MACRO and self.cfg.offset_extend > 0:
+            offset += int(round(self.cfg.offset_extend * n))
         return [
             Instance(
                 onset=onset,

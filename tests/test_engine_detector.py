@@ -110,3 +110,15 @@ def test_brief_runs_are_widened_around_the_apex():
     assert [(i.onset, i.offset) for i in same] == [(40, 59)]  # longer runs are untouched
     with pytest.raises(InputError):
         DetectorConfig(merge_gap_s=-1.0)
+
+
+def test_macro_offsets_are_extended_micro_are_not():
+    a = np.zeros(200)
+    a[20:60] = 0.9  # 40 frames
+    a[100:110] = 0.8
+    p = np.zeros((200, 2))
+    p[20:60] = (0.9, 0.1)
+    p[100:110] = (0.2, 0.8)
+    out = detect(a, p, cfg=DetectorConfig(offset_extend=0.25))
+    assert [(i.onset, i.offset, i.kind) for i in out] == [(20, 69, "macro"), (100, 109, "micro")]
+    assert out[0].closed_frame == 60  # emitted as before: the offset is a prediction
