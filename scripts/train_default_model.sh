@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuild the bundled model engine/weights/default.pt from scratch on the CPU (about 5-10 min
-# on 2 cores): a synthetic training set (seed 101, 24 subjects x 3 videos, ~45 min of video),
+# on 2 cores): a synthetic training set (seed 101, 24 subjects x 3 videos, ~94 min of video),
 # then point-supervised training with GIM (macro windows x2), nested selection on 20 % of
 # those subjects. The accuracy table (benchmarks/bench_accuracy.py) tests this recipe on
 # other subjects (seed 202).
