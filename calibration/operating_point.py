@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.detector import DetectorConfig, detect
+from engine.detector import DetectorConfig, Instance, detect, reshape
 from training.evaluate import Interval, evaluate
 
 __all__ = ["Curve", "fit_operating_point", "score_operating_point", "DEFAULT_GRID", "FINAL_GRID"]
@@ -47,14 +47,14 @@ class Curve:
     truth: list[Interval]
 
 
+def _interval(i: Instance) -> Interval:
+    return Interval(i.onset, i.offset, i.kind, i.score, i.apex)
+
+
 def score_operating_point(curves: Sequence[Curve], cfg: DetectorConfig, fps: float) -> dict:
     """MEGC result of the detector at ``cfg`` over ``curves``."""
-    preds = {}
-    for c in curves:
-        preds[c.name] = [
-            Interval(i.onset, i.offset, i.kind, i.score, i.apex)
-            for i in detect(c.intensity, c.apex, c.valid, cfg, fps)
-        ]
+    preds = {c.name: [_interval(i) for i in detect(c.intensity, c.apex, c.valid, cfg, fps)]
+             for c in curves}
     return evaluate(preds, {c.name: c.truth for c in curves})
 
 
@@ -73,26 +73,37 @@ def fit_operating_point(
     grid = grid or DEFAULT_GRID
     best: tuple | None = None
     n = 0
-    for op, cr, mp, ca, gap, pad, ext in itertools.product(
+    pads = grid.get("pad_to_s", (base.pad_to_s,))
+    exts = grid.get("offset_extend", (base.offset_extend,))
+    truth = {c.name: c.truth for c in curves}
+    for op, cr, mp, ca, gap in itertools.product(
         grid["open_threshold"], grid["close_ratio"], grid["micro_prob_threshold"], classify_at,
-        grid.get("merge_gap_s", (base.merge_gap_s,)), grid.get("pad_to_s", (base.pad_to_s,)),
-        grid.get("offset_extend", (base.offset_extend,)),
+        grid.get("merge_gap_s", (base.merge_gap_s,)),
     ):
-        cfg = dataclasses.replace(
+        run_cfg = dataclasses.replace(
             base,
             open_threshold=float(op),
             close_threshold=float(np.round(op * cr, 4)),
             micro_prob_threshold=float(mp),
             classify_at=ca,
             merge_gap_s=float(gap),
-            pad_to_s=float(pad),
-            offset_extend=float(ext),
+            pad_to_s=0.0,
+            offset_extend=0.0,
         )
-        res = score_operating_point(curves, cfg, fps)
-        n += 1
-        key = (res["overall"]["f1"], res["micro"]["f1"])
-        if best is None or key > best[0]:
-            best = (key, cfg, res)
+        # one detector pass; widening and offset extension only reshape its instances
+        raw = {c.name: detect(c.intensity, c.apex, c.valid, run_cfg, fps) for c in curves}
+        for pad, ext in itertools.product(pads, exts):
+            cfg = dataclasses.replace(run_cfg, pad_to_s=float(pad), offset_extend=float(ext))
+            pad_frames = int(round(cfg.pad_to_s * fps))
+            preds = {
+                name: [_interval(reshape(i, pad_frames, cfg.offset_extend)) for i in insts]
+                for name, insts in raw.items()
+            }
+            res = evaluate(preds, truth)
+            n += 1
+            key = (res["overall"]["f1"], res["micro"]["f1"])
+            if best is None or key > best[0]:
+                best = (key, cfg, res)
     if best is None:
         raise ValueError("fit_operating_point: empty grid")
     return best[1], {"result": best[2], "searched": n}

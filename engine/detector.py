@@ -42,7 +42,7 @@ import numpy as np
 
 from pfes.errors import InputError
 
-__all__ = ["DetectorConfig", "Instance", "PeakDetector", "detect"]
+__all__ = ["DetectorConfig", "Instance", "PeakDetector", "detect", "reshape"]
 
 MACRO, MICRO = "macro", "micro"
 
@@ -229,25 +229,35 @@ class PeakDetector:
         score = float(arr.mean()) - outer + 0.2 * prob
         if score < self.cfg.min_score:
             return []
-        onset, offset = start, start + n - 1
-        if n < self._pad_to:  # widen around the apex
-            onset = max(0, start + k - (self._pad_to - 1) // 2)
-            offset = onset + self._pad_to - 1
-        if kind == MACRO and self.cfg.offset_extend > 0:
-            offset += int(round(self.cfg.offset_extend * n))
-        return [
-            Instance(
-                onset=onset,
-                apex=start + k,
-                offset=offset,
-                kind=kind,
-                score=score,
-                class_prob=float(prob),
-                macro_prob=float(pm),
-                micro_prob=float(pu),
-                closed_frame=close_frame,
-            )
-        ]
+        raw = Instance(
+            onset=start,
+            apex=start + k,
+            offset=start + n - 1,
+            kind=kind,
+            score=score,
+            class_prob=float(prob),
+            macro_prob=float(pm),
+            micro_prob=float(pu),
+            closed_frame=close_frame,
+        )
+        return [reshape(raw, self._pad_to, self.cfg.offset_extend)]
+
+
+def reshape(inst: Instance, pad_to_frames: int, offset_extend: float) -> Instance:
+    """Widen a run shorter than ``pad_to_frames`` around its apex, then move a macro offset
+    ``offset_extend`` x the run length later. ``inst`` is the raw run (onset..offset); the
+    detector applies this to every instance, and the operating-point search applies it to
+    raw instances to try many settings from one detector pass."""
+    n = inst.length
+    onset, offset = inst.onset, inst.offset
+    if n < pad_to_frames:  # widen around the apex
+        onset = max(0, inst.apex - (pad_to_frames - 1) // 2)
+        offset = onset + pad_to_frames - 1
+    if inst.kind == MACRO and offset_extend > 0:
+        offset += int(round(offset_extend * n))
+    if (onset, offset) == (inst.onset, inst.offset):
+        return inst
+    return dataclasses.replace(inst, onset=onset, offset=offset)
 
 
 def detect(

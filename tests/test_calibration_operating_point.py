@@ -47,3 +47,29 @@ def test_grid_without_new_keys_keeps_the_base_values():
     base = DetectorConfig(merge_gap_s=0.2, pad_to_s=0.3)
     cfg, _ = fit_operating_point(_curves(), 30.0, base=base, grid=DEFAULT_GRID)
     assert cfg.merge_gap_s == 0.2 and cfg.pad_to_s == 0.3
+
+
+def test_fast_search_equals_running_the_detector_at_each_point():
+    """The search reshapes one detector pass per run setting; scoring each chosen point with
+    the detector itself gives the same result."""
+    rng = np.random.default_rng(3)
+    curves = []
+    for k in range(4):
+        t = 600
+        a = np.clip(np.convolve(rng.random(t), np.ones(15) / 15, mode="same") * 2.2 - 0.7, 0, 1)
+        apex = rng.random((t, 2)).astype(np.float32)
+        truth = [Interval(s, s + int(rng.integers(8, 60)), str(rng.choice(["macro", "micro"])))
+                 for s in range(20, 560, 90)]
+        curves.append(Curve(f"r{k}", a.astype(np.float32), apex, rng.random(t) > 0.03, truth))
+    small = {"open_threshold": (0.4, 0.6), "close_ratio": (0.5,), "micro_prob_threshold": (0.5,),
+             "merge_gap_s": (0.0, 0.2), "pad_to_s": (0.0, 0.33), "offset_extend": (0.0, 0.5)}
+    import dataclasses
+    import itertools
+
+    for op, gap, pad, ext in itertools.product((0.4, 0.6), (0.0, 0.2), (0.0, 0.33), (0.0, 0.5)):
+        grid = {**small, "open_threshold": (op,), "merge_gap_s": (gap,), "pad_to_s": (pad,),
+                "offset_extend": (ext,)}
+        cfg, info = fit_operating_point(curves, 30.0, grid=grid, classify_at=("apex",))
+        direct = score_operating_point(curves, cfg, 30.0)
+        assert info["result"] == direct
+        assert dataclasses.astuple(cfg)[:2] == (op, round(op * 0.5, 4))
