@@ -110,6 +110,39 @@ def test_negatives_balanced_one_to_one_and_lowest():
     assert a[neg].max() <= np.sort(a[cand])[12 - 1] + 1e-12
 
 
+def test_hard_negatives_come_from_far_frames_only():
+    rng = np.random.default_rng(1)
+    a = rng.random(200) * 0.9
+    expr = np.zeros(200, bool)
+    expr[40:60] = True  # k = 20
+    valid = np.ones(200, bool)
+    far = np.zeros(200, bool)
+    far[120:] = True  # certain background
+    a[150:155] = 0.99  # the network's false alarm there
+    neg = select_negatives(a, expr, valid, far, hard_fraction=0.25)
+    assert neg.sum() == 20 and not (neg & expr).any()
+    assert neg[150:155].all()  # the 5 hard ones are the highest far frames
+    rest = neg.copy()
+    rest[150:155] = False
+    cand = np.flatnonzero(~expr & valid & ~neg)
+    assert a[rest].max() <= np.sort(a[np.flatnonzero(~expr & valid)])[15 - 1] + 1e-12
+    assert cand.size and np.array_equal(select_negatives(a, expr, valid), select_negatives(
+        a, expr, valid, far, hard_fraction=0.0))  # 0 = the reference's choice
+    none_far = select_negatives(a, expr, valid, np.zeros(200, bool), hard_fraction=0.5)
+    assert np.array_equal(none_far, select_negatives(a, expr, valid))
+
+
+def test_far_from_points_mask():
+    from training.gim import Point
+    from training.prepare import TrainVideo
+    from training.trainer import _far_from_points
+
+    v = TrainVideo("v", "s", np.zeros((100, 3), np.float32), np.ones(100, bool),
+                   [Point(30, 0), Point(35, 1)], [])
+    far = _far_from_points(v, 10)
+    assert not far[20:46].any() and far[:20].all() and far[46:].all()
+
+
 def test_apex_targets_priority_and_ignore():
     y = np.zeros((40, 2), np.float32)
     y[18:23, 0] = 0.9

@@ -45,16 +45,31 @@ class LossWeights:
     smoothness: float = 0.1
 
 
-def select_negatives(a: np.ndarray, expressive: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """(T,) bool: the k lowest-intensity unlabelled valid frames, k = #expressive (1:1)."""
+def select_negatives(a: np.ndarray, expressive: np.ndarray, valid: np.ndarray,
+                     far: np.ndarray | None = None, hard_fraction: float = 0.0) -> np.ndarray:
+    """(T,) bool: k unlabelled valid frames as negatives, k = #expressive (1:1).
+
+    By default the k lowest-intensity ones (the reference's choice: with point labels an
+    unlabelled frame near a point may still belong to an expression). With ``far`` (T,) bool,
+    frames that no labelled instance can reach (farther from every point than the longest
+    expression), ``hard_fraction`` of the k are instead the *highest*-intensity far frames:
+    certain background the network currently scores high (blinks, fidgets, talking).
+    """
     k = int(expressive.sum())
     cand = np.flatnonzero(~expressive & valid)
     neg = np.zeros(a.shape[0], dtype=bool)
     if k == 0 or cand.size == 0:
         return neg
     k = min(k, cand.size)
-    idx = cand[np.argsort(a[cand], kind="stable")[:k]]
-    neg[idx] = True
+    if far is not None and hard_fraction > 0:
+        hard = np.flatnonzero(far & ~expressive & valid)
+        n_hard = min(int(round(hard_fraction * k)), hard.size)
+        if n_hard:
+            neg[hard[np.argsort(-a[hard], kind="stable")[:n_hard]]] = True
+            k -= n_hard
+            cand = cand[~neg[cand]]
+    if k > 0 and cand.size:
+        neg[cand[np.argsort(a[cand], kind="stable")[:k]]] = True
     return neg
 
 

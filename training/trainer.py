@@ -72,6 +72,10 @@ class TrainConfig:
     use_iac: bool = True
     gim_space: str = "input"  # "input": x_t (our causal adaptation) or "proj": g_t (reference)
     gim_macro_scale: float = 1.0  # multiplies GIM's macro k_c and D_max (1.0 = reference)
+    # share of the 1:1 negatives taken as the highest-scoring frames farther than
+    # ``far_from_points_s`` from every point (0 = the reference's lowest-scoring negatives)
+    hard_negative_fraction: float = 0.0
+    far_from_points_s: float = 4.0
     iac_max_frames: int = 192
     seed: int = 0
     channels: int = 64
@@ -90,6 +94,8 @@ class TrainConfig:
             raise InputError("epochs, batch_videos and select_every_epochs must be >= 1")
         if not 0.25 <= self.gim_macro_scale <= 8:
             raise InputError("gim_macro_scale must be in [0.25, 8]")
+        if not 0.0 <= self.hard_negative_fraction <= 1.0 or self.far_from_points_s < 0:
+            raise InputError("hard_negative_fraction must be in [0, 1], far_from_points_s >= 0")
         if self.gim_space not in ("input", "proj"):
             raise InputError("gim_space must be 'input' or 'proj'")
         if not self.lr > 0:
@@ -143,8 +149,18 @@ def _labels(cfg: TrainConfig, v: TrainVideo, a: np.ndarray, g: np.ndarray, epoch
     return gim_labels(a, g, v.points, epoch, cfg.gim_config(), rank)
 
 
-def _video_loss(cfg: TrainConfig, net: PfesNet, v: TrainVideo, out, b: int, epoch: int, rng
-                ) -> tuple[torch.Tensor, dict]:
+def _far_from_points(v: TrainVideo, reach: int) -> np.ndarray:
+    """(T,) bool: frames farther than ``reach`` frames from every point label."""
+    t = v.feats.shape[0]
+    near = np.zeros(t + 1, np.int32)
+    for p in v.points:
+        near[max(0, p.frame - reach)] += 1
+        near[min(t, p.frame + reach + 1)] -= 1
+    return np.cumsum(near[:t]) == 0
+
+
+def _video_loss(cfg: TrainConfig, net: PfesNet, v: TrainVideo, out, b: int, epoch: int, rng,
+                far: np.ndarray | None = None) -> tuple[torch.Tensor, dict]:
     t = v.feats.shape[0]
     a = out.intensity[b, :t]
     p = out.apex[b, :t]
@@ -157,7 +173,7 @@ def _video_loss(cfg: TrainConfig, net: PfesNet, v: TrainVideo, out, b: int, epoc
     lab = _labels(cfg, v, a_np, space, epoch, logit)
     valid = v.valid
     expressive = lab.expressive
-    neg = select_negatives(a_np, expressive, valid)
+    neg = select_negatives(a_np, expressive, valid, far, cfg.hard_negative_fraction)
     w = cfg.weights
     y = torch.from_numpy(lab.y)
     neg_t = torch.from_numpy(neg)
@@ -233,6 +249,10 @@ def train(
     sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step_epochs, cfg.lr_gamma)
     best: tuple | None = None
     history: list[dict] = []
+    far: dict[str, np.ndarray] = {}
+    if cfg.hard_negative_fraction > 0:
+        reach = int(round(cfg.far_from_points_s * fps))
+        far = {v.name: _far_from_points(v, reach) for v in tr}
     for epoch in range(cfg.epochs):
         t0 = time.monotonic()
         net.train()
@@ -245,7 +265,7 @@ def train(
             out = net(x, m)
             loss = out.intensity.new_zeros(())
             for b, v in enumerate(batch):
-                lv, parts = _video_loss(cfg, net, v, out, b, epoch, rng)
+                lv, parts = _video_loss(cfg, net, v, out, b, epoch, rng, far.get(v.name))
                 loss = loss + lv / len(batch)
                 for k, val in parts.items():
                     sums[k] = sums.get(k, 0.0) + val / len(batch)

@@ -24,6 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gim-macro-scale", type=float, default=1.0, metavar="S",
                    help="scale GIM's macro windows k_c and D_max (1 = the paper's constants; "
                    "the bundled model uses 2 for expressions up to 4 s)")
+    p.add_argument("--hard-negatives", type=float, default=0.0, metavar="FRAC",
+                   help="share of the negatives taken as the highest-scoring frames more than "
+                   "4 s from every point (certain background); 0 = the reference's "
+                   "lowest-scoring negatives (default)")
     p.add_argument("--lookahead", type=int, default=0, metavar="D",
                    help="frames of look-ahead (adds D frames of latency; default 0)")
     p.add_argument("--channels", type=int, default=64)
@@ -47,6 +51,7 @@ def main(args: argparse.Namespace) -> int:
     cfg = TrainConfig(supervision=args.supervision, epochs=args.epochs, lr=args.lr,
                       use_iac=not args.no_iac, gim_space=args.gim_space,
                       gim_macro_scale=args.gim_macro_scale,
+                      hard_negative_fraction=args.hard_negatives,
                       lookahead_frames=args.lookahead, channels=args.channels, seed=args.seed)
     train_model(args.data, args.out, cfg, val_fraction=args.val_fraction,
                 progress=lambda m: print(f"pfes train: {m}", file=sys.stderr, flush=True))
