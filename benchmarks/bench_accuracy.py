@@ -30,6 +30,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "gim": ("point labels + GIM with the paper's windows, IAC on, D = 0", []),
     "gim-w2": ("point + GIM, macro windows x2 (the bundled model's recipe)", ["--gim-macro-scale", "2"]),
     "gim-w2-no-iac": ("as gim-w2, IAC off", ["--gim-macro-scale", "2", "--no-iac"]),
+    "gim-w2-no-hn": ("as gim-w2, the reference's lowest-scoring negatives only (no hard negatives)",
+                     ["--gim-macro-scale", "2", "--hard-negatives", "0"]),
     "gim-w2-d8": ("as gim-w2, look-ahead D = 8 frames (+267 ms)", ["--gim-macro-scale", "2", "--lookahead", "8"]),
     "gim-w2-d16": ("as gim-w2, look-ahead D = 16 frames (+533 ms)", ["--gim-macro-scale", "2", "--lookahead", "16"]),
     "hard": ("point labels, fixed hard windows (no GIM)", ["--supervision", "hard"]),

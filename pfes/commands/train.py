@@ -24,10 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gim-macro-scale", type=float, default=1.0, metavar="S",
                    help="scale GIM's macro windows k_c and D_max (1 = the paper's constants; "
                    "the bundled model uses 2 for expressions up to 4 s)")
-    p.add_argument("--hard-negatives", type=float, default=0.0, metavar="FRAC",
+    p.add_argument("--hard-negatives", type=float, default=0.5, metavar="FRAC",
                    help="share of the negatives taken as the highest-scoring frames more than "
-                   "4 s from every point (certain background); 0 = the reference's "
-                   "lowest-scoring negatives (default)")
+                   "4 s from every point (certain background; default 0.5); 0 = the "
+                   "reference's lowest-scoring negatives")
     p.add_argument("--lookahead", type=int, default=0, metavar="D",
                    help="frames of look-ahead (adds D frames of latency; default 0)")
     p.add_argument("--channels", type=int, default=64)
