@@ -28,13 +28,14 @@ ROOT = Path(__file__).resolve().parents[1]
 # name -> (description, extra `pfes train` arguments)
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "gim": ("point labels + GIM with the paper's windows, IAC on, D = 0", []),
-    "gim-w2": ("point + GIM, macro windows x2 (the bundled model's recipe)", ["--gim-macro-scale", "2"]),
+    "gim-w2": ("point + GIM, macro windows x2", ["--gim-macro-scale", "2"]),
     "gim-w2-no-iac": ("as gim-w2, IAC off", ["--gim-macro-scale", "2", "--no-iac"]),
     "gim-w2-no-hn": ("as gim-w2, the reference's lowest-scoring negatives only (no hard negatives)",
                      ["--gim-macro-scale", "2", "--hard-negatives", "0"]),
     "gim-w2-d8": ("as gim-w2, look-ahead D = 8 frames (+267 ms)", ["--gim-macro-scale", "2", "--lookahead", "8"]),
     "gim-w2-d16": ("as gim-w2, look-ahead D = 16 frames (+533 ms)", ["--gim-macro-scale", "2", "--lookahead", "16"]),
-    "hard": ("point labels, fixed hard windows (no GIM)", ["--supervision", "hard"]),
+    "hard": ("point labels, fixed hard windows, no GIM (the bundled model's recipe)",
+             ["--supervision", "hard"]),
     "full": ("ground-truth intervals (upper reference)", ["--supervision", "full"]),
     "gim-proj": ("as gim, Gaussian on g_t as in the reference (not x_t)", ["--gim-space", "proj"]),
 }
