@@ -74,7 +74,7 @@ class TrainConfig:
     gim_macro_scale: float = 1.0  # multiplies GIM's macro k_c and D_max (1.0 = reference)
     # share of the 1:1 negatives taken as the highest-scoring frames farther than
     # ``far_from_points_s`` from every point (0 = the reference's lowest-scoring negatives;
-    # 0.5 chosen on selection subjects: selection F1 0.688 -> 0.747 for the bundled recipe)
+    # 0.5 chosen on selection subjects: selection F1 0.688 -> 0.747 for GIM, macro windows x2)
     hard_negative_fraction: float = 0.5
     far_from_points_s: float = 4.0
     iac_max_frames: int = 192
