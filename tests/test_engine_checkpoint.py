@@ -61,5 +61,11 @@ def test_corrupt_or_foreign_files_are_model_errors(tmp_path, payload):
 def test_bundled_default_model_loads_with_its_metadata():
     ck = load_checkpoint(None)
     assert {"feature_spec", "detector", "training", "provenance"} <= set(ck.meta)
-    assert ck.meta["training"]["config"]["supervision"] == "point"
+    # trained by the committed script's recipe
+    import re
+    from pathlib import Path
+
+    script = (Path(__file__).resolve().parents[1] / "scripts" / "train_default_model.sh").read_text()
+    recipe = re.search(r"--supervision (\w+)", script).group(1)
+    assert ck.meta["training"]["config"]["supervision"] == recipe == "hard"
     assert ck.meta["provenance"]["data"]["synth"]["seed"] == 101
