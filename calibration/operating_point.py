@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.detector import DetectorConfig, Instance, detect, reshape
-from training.evaluate import Interval, evaluate
+from engine.detector import DetectorConfig, detect, reshape
+from training.evaluate import Interval, evaluate, to_intervals
 
 __all__ = ["Curve", "fit_operating_point", "score_operating_point", "DEFAULT_GRID", "FINAL_GRID"]
 
@@ -47,14 +47,9 @@ class Curve:
     truth: list[Interval]
 
 
-def _interval(i: Instance) -> Interval:
-    return Interval(i.onset, i.offset, i.kind, i.score, i.apex)
-
-
 def score_operating_point(curves: Sequence[Curve], cfg: DetectorConfig, fps: float) -> dict:
     """MEGC result of the detector at ``cfg`` over ``curves``."""
-    preds = {c.name: [_interval(i) for i in detect(c.intensity, c.apex, c.valid, cfg, fps)]
-             for c in curves}
+    preds = {c.name: to_intervals(detect(c.intensity, c.apex, c.valid, cfg, fps)) for c in curves}
     return evaluate(preds, {c.name: c.truth for c in curves})
 
 
@@ -96,7 +91,7 @@ def fit_operating_point(
             cfg = dataclasses.replace(run_cfg, pad_to_s=float(pad), offset_extend=float(ext))
             pad_frames = int(round(cfg.pad_to_s * fps))
             preds = {
-                name: [_interval(reshape(i, pad_frames, cfg.offset_extend)) for i in insts]
+                name: to_intervals(reshape(i, pad_frames, cfg.offset_extend) for i in insts)
                 for name, insts in raw.items()
             }
             res = evaluate(preds, truth)

@@ -15,8 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["Interval", "iou", "match_video", "evaluate", "format_table", "CLASSES"]
+if TYPE_CHECKING:
+    from engine.detector import Instance
+
+__all__ = ["Interval", "iou", "match_video", "evaluate", "format_table", "to_intervals",
+           "CLASSES"]
 
 CLASSES = ("macro", "micro")
 
@@ -30,6 +35,11 @@ class Interval:
     kind: str
     score: float = 1.0
     apex: int | None = None
+
+
+def to_intervals(instances: Iterable[Instance]) -> list[Interval]:
+    """Detector instances as scored intervals."""
+    return [Interval(i.onset, i.offset, i.kind, i.score, i.apex) for i in instances]
 
 
 def iou(a0: int, a1: int, b0: int, b1: int) -> float:

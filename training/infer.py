@@ -15,7 +15,7 @@ from engine.checkpoint import Checkpoint
 from engine.detector import DetectorConfig, Instance, detect
 from engine.model import PfesNet
 from pfes.errors import InputError, ModelError
-from training.evaluate import Interval
+from training.evaluate import to_intervals
 
 __all__ = ["video_features", "predict_curves", "predict_instances", "to_intervals",
            "detector_config_of"]
@@ -68,7 +68,3 @@ def predict_instances(
     feats, fvalid = video_features(landmarks, valid, fps, ckpt.meta.get("feature_spec"))
     inten, apex = predict_curves(ckpt.net, feats, fvalid)
     return detect(inten, apex, fvalid, detector or detector_config_of(ckpt), fps)
-
-
-def to_intervals(instances: list[Instance]) -> list[Interval]:
-    return [Interval(i.onset, i.offset, i.kind, i.score, i.apex) for i in instances]

@@ -299,7 +299,8 @@ def train(
     net.load_state_dict(best[2])
     net.eval()
     # the chosen weights get the final operating point: the wider grid (dip bridging, widening
-    # of brief runs) on the same selection subjects; its result is never worse than best[4]
+    # of brief runs, macro offset extension) on the same selection subjects; its result is
+    # never worse than best[4]
     det, info = fit_operating_point(_val_curves(net, va), fps, grid=FINAL_GRID)
     return TrainResult(net=net, detector=det, best_epoch=best[1], val_result=info["result"],
                        history=history)
