@@ -47,6 +47,8 @@ def main(args: argparse.Namespace) -> int:
         raise InputError(f"--channels must be >= 1, got {args.channels}")
     if args.lookahead < 0:
         raise InputError(f"--lookahead must be >= 0, got {args.lookahead}")
+    if not 0.0 <= args.hard_negatives <= 1.0:
+        raise InputError(f"--hard-negatives must be in [0, 1], got {args.hard_negatives}")
     check_output_file(args.out, "model")
     cfg = TrainConfig(supervision=args.supervision, epochs=args.epochs, lr=args.lr,
                       use_iac=not args.no_iac, gim_space=args.gim_space,
