@@ -1,6 +1,7 @@
 """Accuracy table on the synthetic benchmark: supervision, IAC and look-ahead variants.
 
-Protocol: a training set (``--train-seed``, 24 subjects x 3 videos) and a test set
+Protocol: a training set (``--train-seed``, ``--train-subjects`` subjects x 3 videos; default
+72, about 270 min of video) and a test set
 (``--test-seed``, 24 other subjects x 2 videos: identities, expressions and distractors are
 drawn from a different seed). Each variant trains with ``pfes train``'s nested selection: the
 epoch and the detector thresholds are chosen on 20 % of the *training* subjects; the test
@@ -49,6 +50,12 @@ def _run(cmd: list[str], log: Path) -> None:
 
 def _ensure_data(path: Path, seed: int, videos: int, subjects: int) -> None:
     if (path / "annotations.csv").is_file():
+        meta = json.loads((path / "synth_config.json").read_text())
+        want = {"seed": seed, "subjects": subjects, "videos_per_subject": videos}
+        got = {k: meta.get(k) for k in want}
+        if got != want:
+            raise SystemExit(f"bench_accuracy: {path} holds {got}, this run needs {want}; "
+                             "use another --work")
         return
     _run([sys.executable, "-m", "pfes", "synth", "--out", str(path), "--subjects", str(subjects),
           "--videos-per-subject", str(videos), "--seed", str(seed), "--force"],
@@ -91,6 +98,8 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-seed", type=int, default=101)
+    p.add_argument("--train-subjects", type=int, default=72,
+                   help="subjects in the training set, 3 videos each (default %(default)s)")
     p.add_argument("--test-seed", type=int, default=202)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--retrain", action="store_true")
@@ -102,13 +111,15 @@ def main() -> int:
         p.error(f"unknown variants {bad}; known: {list(VARIANTS)}")
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    _ensure_data(work / "train", args.train_seed, 3, 24)
+    if args.train_subjects < 5:
+        p.error("--train-subjects must be >= 5 (20 % of them select the epoch and thresholds)")
+    _ensure_data(work / "train", args.train_seed, 3, args.train_subjects)
     _ensure_data(work / "test", args.test_seed, 2, 24)
     with ThreadPoolExecutor(args.jobs) as ex:
         rows = list(ex.map(lambda n: _variant(n, args, work), names))
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=2) + "\n")
-    print(f"train set: seed {args.train_seed}, 24 subjects x 3 videos; test set: seed "
+    print(f"train set: seed {args.train_seed}, {args.train_subjects} subjects x 3 videos; test set: seed "
           f"{args.test_seed}, 24 subjects x 2 videos; {args.epochs} epochs; online detector")
     print(_table(rows))
     return 0
