@@ -69,3 +69,5 @@ def test_bundled_default_model_loads_with_its_metadata():
     recipe = re.search(r"--supervision (\w+)", script).group(1)
     assert ck.meta["training"]["config"]["supervision"] == recipe == "hard"
     assert ck.meta["provenance"]["data"]["synth"]["seed"] == 101
+    subjects = int(re.search(r"--subjects (\d+)", script).group(1))
+    assert ck.meta["provenance"]["data"]["synth"]["subjects"] == subjects == 72
