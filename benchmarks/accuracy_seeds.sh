@@ -9,8 +9,9 @@
 #
 # Results: OUT_DIR/seed{0,1,2}/{variant}.eval.json (+ models and logs), and a table printed
 # by benchmarks/seed_table.py. Data is generated into DATA_DIR (default /tmp/pfes-acc-data).
-# Models already in OUT_DIR/seedN are reused. On a 16-core cloud VM (2026-11-27) the twelve
-# jobs side by side ran at 12-15 s an epoch and need about 12 min in all.
+# Models already in OUT_DIR/seedN are reused. Time: on the 2-core VM, SERIAL=1 JOBS=2 took
+# 37 min for seeds 1 and 2 (seed 0 reused); on a 16-core GPU host the twelve jobs side by side
+# ran at 12-15 s an epoch, so about 10 min of training each (more than one 575 s call).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:?usage: accuracy_seeds.sh OUT_DIR [DATA_DIR]}
