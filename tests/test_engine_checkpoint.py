@@ -70,4 +70,4 @@ def test_bundled_default_model_loads_with_its_metadata():
     assert ck.meta["training"]["config"]["supervision"] == recipe == "hard"
     assert ck.meta["provenance"]["data"]["synth"]["seed"] == 101
     subjects = int(re.search(r"--subjects (\d+)", script).group(1))
-    assert ck.meta["provenance"]["data"]["synth"]["subjects"] == subjects == 72
+    assert ck.meta["provenance"]["data"]["synth"]["subjects"] == subjects == 144
