@@ -50,7 +50,11 @@ def _run(cmd: list[str], log: Path) -> None:
 
 def _ensure_data(path: Path, seed: int, videos: int, subjects: int) -> None:
     if (path / "annotations.csv").is_file():
-        meta = json.loads((path / "synth_config.json").read_text())
+        meta_path = path / "synth_config.json"
+        if not meta_path.is_file():
+            raise SystemExit(f"bench_accuracy: {path} was not made by `pfes synth` (no "
+                             "synth_config.json); use another --work")
+        meta = json.loads(meta_path.read_text())
         want = {"seed": seed, "subjects": subjects, "videos_per_subject": videos}
         got = {k: meta.get(k) for k in want}
         if got != want:
