@@ -1,0 +1,49 @@
+"""The accuracy benchmark's helpers: the seed table and the data guard of bench_accuracy.py."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _eval(f1: float) -> dict:
+    return {k: {"f1": f1, "tp": 1, "fp": 0, "n": 1} for k in ("macro", "micro", "overall")}
+
+
+def test_seed_table_means_and_missing_cells(tmp_path):
+    for seed, f1 in ((0, 0.7), (1, 0.8), (2, 0.9)):
+        d = tmp_path / f"seed{seed}"
+        d.mkdir()
+        (d / "hard.eval.json").write_text(json.dumps(_eval(f1)))
+    (tmp_path / "seed0" / "gim.eval.json").write_text(json.dumps(_eval(0.5)))
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "seed_table.py"), str(tmp_path)],
+                         capture_output=True, text=True, check=True).stdout
+    hard = next(ln for ln in out.splitlines() if ln.startswith("| `hard`"))
+    assert "| 0.700 | 0.800 | 0.900 | **0.800** | 0.100 |" in hard
+    gim = next(ln for ln in out.splitlines() if ln.startswith("| `gim`"))
+    assert "| 0.500 | - | - | **0.500** |" in gim
+    full = next(ln for ln in out.splitlines() if ln.startswith("| `full`"))
+    assert full.count("| -") >= 3
+
+
+def test_seed_table_without_runs_is_an_error(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "seed_table.py"), str(tmp_path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "no seed* directories" in r.stderr
+
+
+def test_bench_accuracy_refuses_data_of_another_size(tmp_path):
+    train = tmp_path / "train"
+    train.mkdir()
+    (train / "annotations.csv").write_text("video,subject,onset,apex,offset,kind,point\n")
+    (train / "synth_config.json").write_text(json.dumps(
+        {"seed": 101, "subjects": 24, "videos_per_subject": 3}))
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_accuracy.py"), "--work",
+                        str(tmp_path), "--variants", "hard"], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert "'subjects': 24" in r.stderr and "'subjects': 72" in r.stderr
+    assert "Traceback" not in r.stderr
