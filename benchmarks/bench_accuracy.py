@@ -113,10 +113,10 @@ def main() -> int:
     bad = [n for n in names if n not in VARIANTS]
     if bad:
         p.error(f"unknown variants {bad}; known: {list(VARIANTS)}")
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
     if args.train_subjects < 5:
         p.error("--train-subjects must be >= 5 (20 % of them select the epoch and thresholds)")
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
     _ensure_data(work / "train", args.train_seed, 3, args.train_subjects)
     _ensure_data(work / "test", args.test_seed, 2, 24)
     with ThreadPoolExecutor(args.jobs) as ex:

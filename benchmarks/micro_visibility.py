@@ -10,7 +10,7 @@ divided per feature by the 95th percentile of the same statistic (a 10-frame win
 fidgets, gaze shifts, talking, head motion, tracker noise. A visibility of 1 means the
 micro-expression moves the face no more than the face's 95th-percentile unlabelled movement.
 
-Per visibility bin, for each model: instances matched (MEGC: right class, IoU >= 0.5) and
+Per visibility bin, for each model: instances matched (right class, IoU >= 0.5 with some detection) and
 instances touched by any detection. Needs only numpy and torch.
 """
 
@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 BINS = ((0.0, 1.5), (1.5, 2.5), (2.5, float("inf")))
 
 
-def visibility(feats: np.ndarray, valid: np.ndarray, truth, onset: int, offset: int) -> float:
+def quiet_noise(feats: np.ndarray, valid: np.ndarray, truth) -> np.ndarray | None:
+    """Per displacement feature, the 95th percentile of unlabelled movement in one video."""
     x = feats[:, :34].astype(np.float64)
     busy = np.zeros(len(x), bool)
     for t in truth:
@@ -35,8 +36,15 @@ def visibility(feats: np.ndarray, valid: np.ndarray, truth, onset: int, offset: 
     quiet = [np.abs(x[s:s + 10] - x[s - 15:s].mean(0)).max(0)
              for s in range(20, len(x) - 20, 7) if not busy[s] and valid[s - 15:s + 16].all()]
     if len(quiet) < 10:
+        return None
+    return np.maximum(np.percentile(np.array(quiet), 95, axis=0), 1e-9)
+
+
+def visibility(feats: np.ndarray, noise: np.ndarray | None, onset: int, offset: int) -> float:
+    """Peak change of the instance from the 15 frames before it, in units of ``noise``."""
+    if noise is None:
         return float("nan")
-    noise = np.maximum(np.percentile(np.array(quiet), 95, axis=0), 1e-9)
+    x = feats[:, :34].astype(np.float64)
     peak = np.abs(x[onset:offset + 1] - x[onset - 15:onset].mean(0)).max(0)
     return float((peak / noise).max())
 
@@ -63,6 +71,7 @@ def main() -> int:
     models = [(m, load_checkpoint(m)) for m in args.model]
     rows: list[tuple[float, list[bool], list[bool]]] = []
     for v in vids:
+        noise = quiet_noise(v.feats, v.valid, v.truth)
         inst = []
         for _, ck in models:
             a, ap = predict_curves(ck.net, v.feats, v.valid)
@@ -70,7 +79,7 @@ def main() -> int:
         for t in v.truth:
             if t.kind != args.kind or t.onset < 15 or not v.valid[t.onset - 15:t.offset + 1].all():
                 continue
-            vis = visibility(v.feats, v.valid, v.truth, t.onset, t.offset)
+            vis = visibility(v.feats, noise, t.onset, t.offset)
             matched = [any(i.kind == t.kind and iou(i.onset, i.offset, t.onset, t.offset) >= 0.5
                            for i in ins) for ins in inst]
             touched = [any(i.offset >= t.onset and i.onset <= t.offset for i in ins) for ins in inst]
