@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from pfes.errors import InputError
 from training.gim import (
+    GimConfig,
     Point,
     full_labels,
     gim_labels,
@@ -25,6 +27,7 @@ from training.losses import (
     select_negatives,
     smoothness_term,
 )
+from training.trainer import TrainConfig
 
 
 def _bump(t, center, width, height=1.0):
@@ -86,6 +89,28 @@ def test_warmup_stages_windows():
     lab3 = gim_labels(a, g, [Point(20, 0)], epoch=3)
     assert np.flatnonzero(lab3.y[:, 0]).tolist() == list(range(16, 25))  # d=2: [p-4, p+4]
     assert lab3.y[20, 0] == 1.0
+
+
+def test_hard_classes_keep_fixed_windows_for_micro_only():
+    t = 120
+    a = _bump(t, 30, 5.0) + _bump(t, 84, 2.0)
+    g = np.zeros((t, 4), np.float32)
+    g[:, 0] = a
+    pts = [Point(28, 0), Point(80, 1)]
+    cfg = GimConfig(hard_classes=(1,))
+    lab = gim_labels(a, g, pts, epoch=10, cfg=cfg)
+    # micro: the epoch-0 window [p-3, p+3) at label 1 and the apex at the point, not at a's peak
+    assert np.flatnonzero(lab.y[:, 1]).tolist() == list(range(77, 83))
+    assert np.all(lab.y[77:83, 1] == 1.0)
+    assert (80, 1) in lab.apex_hat and np.flatnonzero(lab.apex_pos[:, 1]).tolist() == [79, 80, 81]
+    # macro: unchanged GIM (pseudo-apex at the intensity peak)
+    ref = gim_labels(a, g, [pts[0]], epoch=10)
+    assert np.array_equal(lab.y[:, 0], ref.y[:, 0])
+    # and the trainer maps --gim-micro hard onto it
+    assert TrainConfig(gim_micro="hard").gim_config().hard_classes == (1,)
+    assert TrainConfig().gim_config().hard_classes == ()
+    with pytest.raises(InputError):
+        TrainConfig(gim_micro="soft")
 
 
 def test_hard_and_full_baselines():

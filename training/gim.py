@@ -53,6 +53,9 @@ class GimConfig:
     theta_start: float = 0.8
     theta_floor: float = 0.5
     theta_decay_epochs: float = 80.0
+    # classes whose points keep the epoch-0 hard windows at every epoch (GIM for the others):
+    # () = the paper (GIM for both); (MICRO,) = ``pfes train --gim-micro hard``
+    hard_classes: tuple[int, ...] = ()
 
 
 @dataclass
@@ -171,6 +174,12 @@ def gim_labels(
     for pt in points:
         p = min(max(pt.frame, 0), t - 1)
         c = pt.cls
+        if c in cfg.hard_classes:
+            h = cfg.hard_half_frames[c]
+            lo, hi = _clip(p - h, p + h - 1, t)
+            lab.y[lo : hi + 1, c] = 1.0
+            _mark_apex(lab, p, c, cfg)
+            continue
         if epoch < cfg.full_gim_epoch:
             d = 1 if epoch <= 2 else 2
             w = 2 * d if c == MACRO else d

@@ -34,7 +34,7 @@ from engine.detector import DetectorConfig
 from engine.model import ModelConfig, PfesNet
 from pfes.errors import InputError
 from training.evaluate import Interval
-from training.gim import GimConfig, Point, PseudoLabels, full_labels, gim_labels, hard_labels
+from training.gim import MICRO, GimConfig, Point, PseudoLabels, full_labels, gim_labels, hard_labels
 from training.infer import predict_curves
 from training.losses import (
     LossWeights,
@@ -72,6 +72,7 @@ class TrainConfig:
     use_iac: bool = True
     gim_space: str = "input"  # "input": x_t (our causal adaptation) or "proj": g_t (reference)
     gim_macro_scale: float = 1.0  # multiplies GIM's macro k_c and D_max (1.0 = reference)
+    gim_micro: str = "gim"  # "gim" (reference) or "hard": micro points keep fixed windows
     # share of the 1:1 negatives taken as the highest-scoring frames farther than
     # ``far_from_points_s`` from every point (0 = the reference's lowest-scoring negatives;
     # 0.5 chosen on selection subjects: selection F1 0.688 -> 0.747 for GIM, macro windows x2)
@@ -97,6 +98,8 @@ class TrainConfig:
             raise InputError("gim_macro_scale must be in [0.25, 8]")
         if not 0.0 <= self.hard_negative_fraction <= 1.0 or self.far_from_points_s < 0:
             raise InputError("hard_negative_fraction must be in [0, 1], far_from_points_s >= 0")
+        if self.gim_micro not in ("gim", "hard"):
+            raise InputError("gim_micro must be 'gim' or 'hard'")
         if self.gim_space not in ("input", "proj"):
             raise InputError("gim_space must be 'input' or 'proj'")
         if not self.lr > 0:
@@ -108,8 +111,11 @@ class TrainConfig:
         return d
 
     def gim_config(self) -> GimConfig:
-        """GIM constants with the macro windows scaled by ``gim_macro_scale``."""
+        """GIM constants with the macro windows scaled by ``gim_macro_scale`` (and micro points
+        on fixed windows with ``gim_micro="hard"``)."""
         g, s = self.gim, self.gim_macro_scale
+        if self.gim_micro == "hard":
+            g = dataclasses.replace(g, hard_classes=(MICRO,))
         if s == 1.0:
             return g
         return dataclasses.replace(

@@ -23,7 +23,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="features for GIM's Gaussian: input x_t (default) or projected g_t (reference)")
     p.add_argument("--gim-macro-scale", type=float, default=1.0, metavar="S",
                    help="scale GIM's macro windows k_c and D_max (1 = the paper's constants; "
-                   "the bundled model uses 2 for expressions up to 4 s)")
+                   "2 covers expressions up to 4 s)")
+    p.add_argument("--gim-micro", choices=("gim", "hard"), default="gim",
+                   help="micro points: GIM like macro ones (default, the paper) or fixed hard "
+                   "windows around the point at every epoch")
     p.add_argument("--hard-negatives", type=float, default=0.5, metavar="FRAC",
                    help="share of the negatives taken as the highest-scoring frames more than "
                    "4 s from every point (certain background; default 0.5); 0 = the "
@@ -52,7 +55,7 @@ def main(args: argparse.Namespace) -> int:
     check_output_file(args.out, "model")
     cfg = TrainConfig(supervision=args.supervision, epochs=args.epochs, lr=args.lr,
                       use_iac=not args.no_iac, gim_space=args.gim_space,
-                      gim_macro_scale=args.gim_macro_scale,
+                      gim_macro_scale=args.gim_macro_scale, gim_micro=args.gim_micro,
                       hard_negative_fraction=args.hard_negatives,
                       lookahead_frames=args.lookahead, channels=args.channels, seed=args.seed)
     train_model(args.data, args.out, cfg, val_fraction=args.val_fraction,
