@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
+from pfes.errors import InputError
 from training.evaluate import Interval
 from training.gim import Point
 from training.protocol import kfold_folds, loso_folds, nested_split
@@ -58,3 +60,40 @@ def test_splits_never_mix_held_out_subjects():
     assert sorted(s for f in folds for s in f.test) == subs
     sp = nested_split(subs, 0.2, seed=1)
     assert len(sp.inner_val) == 2 and not set(sp.inner_val) & set(sp.inner_train)
+
+
+def test_weight_average_tracks_the_mean_of_recent_weights():
+    from engine.model import ModelConfig, PfesNet
+    from training.trainer import _Ema
+
+    net = PfesNet(ModelConfig(in_features=4, channels=8, dilations=(1, 2), proj_dim=4))
+    ema = _Ema(net, steps=4.0)  # decay 0.75 once more than 4 updates have been seen
+    first = [p.detach().clone() for p in net.parameters()]
+    ema.update(net)  # first update copies the weights (bias correction)
+    assert all(torch.equal(q, p) for q, p in zip(ema.net.parameters(), first, strict=True))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1.0)
+    ema.update(net)  # n = 2: rate 1/2 -> halfway
+    assert all(torch.allclose(q, p + 0.5) for q, p in zip(ema.net.parameters(), first, strict=True))
+    for _ in range(3):
+        ema.update(net)  # rates 1/3, 1/4, then 1/4 (the horizon)
+    gap = 0.5 * (2 / 3) * (3 / 4) * (3 / 4)
+    assert all(torch.allclose(q, p + 1.0 - gap) for q, p in zip(ema.net.parameters(), first, strict=True))
+    assert not any(q.requires_grad for q in ema.net.parameters())
+    with pytest.raises(InputError):
+        TrainConfig(ema_epochs=-1)
+
+
+@pytest.mark.slow
+def test_trainer_saves_the_averaged_weights_it_selected():
+    rng = np.random.default_rng(1)
+    vids = [_toy_video(f"s{i}_v{j}", f"s{i}", rng, t=400) for i in range(6) for j in range(2)]
+    split = nested_split([v.subject for v in vids], 0.34, seed=0)
+    base = dict(supervision="hard", epochs=6, select_from_epoch=2, select_every_epochs=2,
+                channels=16, proj_dim=8, dilations=(1, 2, 4), lr=5e-3, batch_videos=2)
+    plain = train(vids, split, TrainConfig(**base), fps=30.0)
+    avg = train(vids, split, TrainConfig(**base, ema_epochs=2.0), fps=30.0)
+    # same seed, same updates: only the weights judged and kept differ
+    assert [h["intensity"] for h in plain.history] == [h["intensity"] for h in avg.history]
+    assert any(not torch.equal(a, b) for a, b in zip(plain.net.parameters(), avg.net.parameters(), strict=True))

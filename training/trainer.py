@@ -86,6 +86,9 @@ class TrainConfig:
     proj_dim: int = 64
     dropout: float = 0.1
     lookahead_frames: int = 0
+    # exponential moving average of the weights over about this many epochs, used for selection
+    # and saved (0 = off: the raw weights of the selected epoch)
+    ema_epochs: float = 0.0
     weights: LossWeights = field(default_factory=LossWeights)
     gim: GimConfig = field(default_factory=GimConfig)
 
@@ -104,6 +107,8 @@ class TrainConfig:
             raise InputError("gim_space must be 'input' or 'proj'")
         if not self.lr > 0:
             raise InputError("lr must be > 0")
+        if not 0.0 <= self.ema_epochs <= 100.0:
+            raise InputError("ema_epochs must be in [0, 100]")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -230,6 +235,29 @@ def _val_curves(net: PfesNet, videos: Sequence[TrainVideo]) -> list[Curve]:
     return curves
 
 
+class _Ema:
+    """Exponential moving average of a network's weights, horizon ``steps`` optimiser steps
+    (decay 1 - 1/steps; early on the average is bias-corrected by using 1/(n+1) while that is
+    larger, so the first steps do not drag the initial weights along)."""
+
+    def __init__(self, net: PfesNet, steps: float) -> None:
+        self.net = copy.deepcopy(net)
+        self.net.eval()
+        for q in self.net.parameters():
+            q.requires_grad_(False)
+        self.rate = 1.0 / max(1.0, float(steps))
+        self.n = 0
+
+    @torch.no_grad()
+    def update(self, net: PfesNet) -> None:
+        self.n += 1
+        r = max(self.rate, 1.0 / self.n)
+        for q, p in zip(self.net.parameters(), net.parameters(), strict=True):
+            q.lerp_(p.detach(), r)
+        for qb, pb in zip(self.net.buffers(), net.buffers(), strict=True):
+            qb.copy_(pb)
+
+
 def train(
     videos: Sequence[TrainVideo],
     split: Split,
@@ -256,6 +284,8 @@ def train(
     sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step_epochs, cfg.lr_gamma)
     best: tuple | None = None
     history: list[dict] = []
+    steps_per_epoch = math.ceil(len(tr) / cfg.batch_videos)
+    ema = _Ema(net, cfg.ema_epochs * steps_per_epoch) if cfg.ema_epochs > 0 else None
     far: dict[str, np.ndarray] = {}
     if cfg.hard_negative_fraction > 0:
         reach = int(round(cfg.far_from_points_s * fps))
@@ -282,19 +312,22 @@ def train(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             opt.step()
+            if ema is not None:
+                ema.update(net)
             steps += 1
         sched.step()
         rec = {"epoch": epoch, "seconds": round(time.monotonic() - t0, 2)}
         rec.update({k: round(v / max(steps, 1), 5) for k, v in sums.items()})
         last = epoch == cfg.epochs - 1
         if (epoch >= cfg.select_from_epoch and (epoch + 1) % cfg.select_every_epochs == 0) or last:
-            det, info = fit_operating_point(_val_curves(net, va), fps)
+            judged = net if ema is None else ema.net
+            det, info = fit_operating_point(_val_curves(judged, va), fps)
             res = info["result"]
             rec["val_f1"] = round(res["overall"]["f1"], 4)
             rec["val_micro_f1"] = round(res["micro"]["f1"], 4)
             key = (res["overall"]["f1"], res["micro"]["f1"])
             if best is None or key > best[0]:
-                best = (key, epoch, copy.deepcopy(net.state_dict()), det, res)
+                best = (key, epoch, copy.deepcopy(judged.state_dict()), det, res)
         history.append(rec)
         if progress:
             progress(rec)

@@ -31,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="share of the negatives taken as the highest-scoring frames more than "
                    "4 s from every point (certain background; default 0.5); 0 = the "
                    "reference's lowest-scoring negatives")
+    p.add_argument("--ema-epochs", type=float, default=0.0, metavar="E",
+                   help="select and save an exponential moving average of the weights over "
+                   "about E epochs (default 0: off)")
     p.add_argument("--lookahead", type=int, default=0, metavar="D",
                    help="frames of look-ahead (adds D frames of latency; default 0)")
     p.add_argument("--channels", type=int, default=64)
@@ -50,6 +53,8 @@ def main(args: argparse.Namespace) -> int:
         raise InputError(f"--channels must be >= 1, got {args.channels}")
     if args.lookahead < 0:
         raise InputError(f"--lookahead must be >= 0, got {args.lookahead}")
+    if not 0.0 <= args.ema_epochs <= 100.0:
+        raise InputError(f"--ema-epochs must be in [0, 100], got {args.ema_epochs}")
     if not 0.0 <= args.hard_negatives <= 1.0:
         raise InputError(f"--hard-negatives must be in [0, 1], got {args.hard_negatives}")
     check_output_file(args.out, "model")
@@ -57,7 +62,8 @@ def main(args: argparse.Namespace) -> int:
                       use_iac=not args.no_iac, gim_space=args.gim_space,
                       gim_macro_scale=args.gim_macro_scale, gim_micro=args.gim_micro,
                       hard_negative_fraction=args.hard_negatives,
-                      lookahead_frames=args.lookahead, channels=args.channels, seed=args.seed)
+                      lookahead_frames=args.lookahead, ema_epochs=args.ema_epochs,
+                      channels=args.channels, seed=args.seed)
     train_model(args.data, args.out, cfg, val_fraction=args.val_fraction,
                 progress=lambda m: print(f"pfes train: {m}", file=sys.stderr, flush=True))
     return 0
