@@ -39,7 +39,17 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
              ["--supervision", "hard"]),
     "full": ("ground-truth intervals (upper reference)", ["--supervision", "full"]),
     "gim-proj": ("as gim, Gaussian on g_t as in the reference (not x_t)", ["--gim-space", "proj"]),
+    # tried later (not in the default run; name them with --variants)
+    "gim-no-hn": ("as gim, the reference's lowest-scoring negatives only", ["--hard-negatives", "0"]),
+    "hard-no-hn": ("as hard, the reference's lowest-scoring negatives only",
+                   ["--supervision", "hard", "--hard-negatives", "0"]),
+    "gim-hn1": ("as gim, all negatives the highest-scoring far frames", ["--hard-negatives", "1"]),
+    "gim-micro-hard": ("as gim, micro points on fixed hard windows", ["--gim-micro", "hard"]),
+    "hard-ema2": ("as hard, weights averaged over about 2 epochs", ["--supervision", "hard", "--ema-epochs", "2"]),
+    "gim-ema2": ("as gim, weights averaged over about 2 epochs", ["--ema-epochs", "2"]),
 }
+DEFAULT_VARIANTS = ("gim", "gim-w2", "gim-w2-no-iac", "gim-w2-no-hn", "gim-w2-d8", "gim-w2-d16",
+                    "hard", "full", "gim-proj")
 
 
 def _run(cmd: list[str], log: Path) -> None:
@@ -98,7 +108,9 @@ def _table(rows: list[dict]) -> str:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", default="/tmp/pfes-accuracy", help="data and models (default %(default)s)")
-    p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset")
+    p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
+                   help=f"comma-separated (default %(default)s; also: "
+                   f"{', '.join(v for v in VARIANTS if v not in DEFAULT_VARIANTS)})")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-seed", type=int, default=101)

@@ -47,3 +47,21 @@ def test_bench_accuracy_refuses_data_of_another_size(tmp_path):
     assert r.returncode == 1
     assert "'subjects': 24" in r.stderr and "'subjects': 72" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_every_variant_is_a_valid_pfes_train_command():
+    import argparse
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_accuracy
+    finally:
+        sys.path.pop(0)
+    from pfes.commands import train
+
+    p = argparse.ArgumentParser(exit_on_error=False)
+    train.add_arguments(p)
+    assert set(bench_accuracy.DEFAULT_VARIANTS) <= set(bench_accuracy.VARIANTS)
+    for name, (_, extra) in bench_accuracy.VARIANTS.items():
+        args = p.parse_args(["--data", "d", "--out", "m.pt", *extra])
+        assert args.out == "m.pt", name
