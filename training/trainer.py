@@ -237,8 +237,8 @@ def _val_curves(net: PfesNet, videos: Sequence[TrainVideo]) -> list[Curve]:
 
 class _Ema:
     """Exponential moving average of a network's weights, horizon ``steps`` optimiser steps
-    (decay 1 - 1/steps; early on the average is bias-corrected by using 1/(n+1) while that is
-    larger, so the first steps do not drag the initial weights along)."""
+    (each update moves it 1/steps of the way to the current weights; the n-th update moves it
+    1/n while that is larger, so the average does not start out dragging the initial weights)."""
 
     def __init__(self, net: PfesNet, steps: float) -> None:
         self.net = copy.deepcopy(net)
