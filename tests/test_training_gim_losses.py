@@ -106,9 +106,10 @@ def test_hard_classes_keep_fixed_windows_for_micro_only():
     # macro: unchanged GIM (pseudo-apex at the intensity peak)
     ref = gim_labels(a, g, [pts[0]], epoch=10)
     assert np.array_equal(lab.y[:, 0], ref.y[:, 0])
-    # and the trainer maps --gim-micro hard onto it
-    assert TrainConfig(gim_micro="hard").gim_config().hard_classes == (1,)
-    assert TrainConfig().gim_config().hard_classes == ()
+    # and the trainer maps --gim-micro onto it (hard windows for micro points by default)
+    assert TrainConfig().gim_config().hard_classes == (1,)
+    assert TrainConfig(gim_micro="gim").gim_config().hard_classes == ()
+    assert TrainConfig(gim_micro="hard", gim_macro_scale=2).gim_config().hard_classes == (1,)
     with pytest.raises(InputError):
         TrainConfig(gim_micro="soft")
 

@@ -19,6 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--supervision", choices=("point", "hard", "full"), default="point")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--gim-macro-scale", type=float, default=1.0, metavar="S")
+    p.add_argument("--gim-micro", choices=("gim", "hard"), default="hard",
+                   help="micro points: fixed hard windows (default) or GIM (the paper); see pfes train")
     p.add_argument("--no-iac", action="store_true")
     p.add_argument("--lookahead", type=int, default=0, metavar="D")
     p.add_argument("--channels", type=int, default=64)
@@ -37,7 +39,8 @@ def main(args: argparse.Namespace) -> int:
         check_output_file(args.json, "JSON output")
     apply_thread_env()
     cfg = TrainConfig(supervision=args.supervision, epochs=args.epochs, use_iac=not args.no_iac,
-                      gim_macro_scale=args.gim_macro_scale, lookahead_frames=args.lookahead,
+                      gim_macro_scale=args.gim_macro_scale, gim_micro=args.gim_micro,
+                      lookahead_frames=args.lookahead,
                       channels=args.channels, seed=args.seed)
     res = cross_validate(args.data, args.folds, cfg, args.val_fraction,
                          progress=lambda m: print(f"pfes crossval: {m}", file=sys.stderr, flush=True))
