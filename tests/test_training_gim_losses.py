@@ -114,6 +114,19 @@ def test_hard_classes_keep_fixed_windows_for_micro_only():
         TrainConfig(gim_micro="soft")
 
 
+def test_fixed_apex_classes_centre_gim_on_the_point():
+    a = _bump(120, 84, 2.0)
+    cfg = GimConfig(fixed_apex_classes=(1,))
+    assert gim_span(a, 80, 1, 10)[0] == 84  # GIM: the argmax within +-4
+    apex, h = gim_span(a, 80, 1, 10, cfg)
+    assert apex == 80 and 4 <= h <= 8  # micro span: 9-17 frames
+    g = np.zeros((120, 2), np.float32)
+    g[:, 0] = a
+    lab = gim_labels(a, g, [Point(80, 1)], epoch=10, cfg=cfg)
+    assert lab.y[80, 1] == pytest.approx(1.0) and (80, 1) in lab.apex_hat
+    assert TrainConfig(gim_micro="point").gim_config().fixed_apex_classes == (1,)
+
+
 def test_hard_and_full_baselines():
     lab = hard_labels([Point(10, 1)], 30)
     assert np.flatnonzero(lab.y[:, 1]).tolist() == list(range(7, 13))

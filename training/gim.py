@@ -56,6 +56,9 @@ class GimConfig:
     # classes whose points keep the epoch-0 hard windows at every epoch (GIM for the others):
     # () = the paper (GIM for both); (MICRO,) = ``pfes train --gim-micro hard``
     hard_classes: tuple[int, ...] = ()
+    # classes whose pseudo-apex stays at the point (no argmax search; span and Gaussian as GIM):
+    # (MICRO,) = ``pfes train --gim-micro point``, an ablation of the two halves of GIM
+    fixed_apex_classes: tuple[int, ...] = ()
 
 
 @dataclass
@@ -144,7 +147,8 @@ def gim_span(
     """
     t = a.shape[0]
     k = cfg.k_frames[cls]
-    lo, hi = _clip(point - k // 4, point + k // 4, t)
+    reach = 0 if cls in cfg.fixed_apex_classes else k // 4
+    lo, hi = _clip(point - reach, point + reach, t)
     r = a if rank is None else rank
     apex = lo + int(np.argmax(r[lo : hi + 1]))
     theta = theta_for_epoch(epoch, cfg)

@@ -73,7 +73,8 @@ class TrainConfig:
     gim_space: str = "input"  # "input": x_t (our causal adaptation) or "proj": g_t (reference)
     gim_macro_scale: float = 1.0  # multiplies GIM's macro k_c and D_max (1.0 = reference)
     # micro points: "hard" keeps them on the fixed epoch-0 windows (GIM for macro points only),
-    # "gim" is the reference. "hard" chosen on selection subjects and a separate development
+    # "gim" is the reference, "point" GIM's span and Gaussian around the point itself (no
+    # pseudo-apex search; an ablation). "hard" chosen on selection subjects and a separate development
     # set: 144 training subjects, three seeds, selection F1 0.789 -> 0.820, development F1
     # 0.769 -> 0.796 (the reference's micro output collapsed in two of three seeds)
     gim_micro: str = "hard"
@@ -105,8 +106,8 @@ class TrainConfig:
             raise InputError("gim_macro_scale must be in [0.25, 8]")
         if not 0.0 <= self.hard_negative_fraction <= 1.0 or self.far_from_points_s < 0:
             raise InputError("hard_negative_fraction must be in [0, 1], far_from_points_s >= 0")
-        if self.gim_micro not in ("gim", "hard"):
-            raise InputError("gim_micro must be 'gim' or 'hard'")
+        if self.gim_micro not in ("gim", "hard", "point"):
+            raise InputError("gim_micro must be 'gim', 'hard' or 'point'")
         if self.gim_space not in ("input", "proj"):
             raise InputError("gim_space must be 'input' or 'proj'")
         if not self.lr > 0:
@@ -125,6 +126,8 @@ class TrainConfig:
         g, s = self.gim, self.gim_macro_scale
         if self.gim_micro == "hard":
             g = dataclasses.replace(g, hard_classes=(MICRO,))
+        elif self.gim_micro == "point":
+            g = dataclasses.replace(g, fixed_apex_classes=(MICRO,))
         if s == 1.0:
             return g
         return dataclasses.replace(

@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--supervision", choices=("point", "hard", "full"), default="point")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--gim-macro-scale", type=float, default=1.0, metavar="S")
-    p.add_argument("--gim-micro", choices=("gim", "hard"), default="hard",
+    p.add_argument("--gim-micro", choices=("gim", "hard", "point"), default="hard",
                    help="micro points: fixed hard windows (default) or GIM (the paper); see pfes train")
     p.add_argument("--no-iac", action="store_true")
     p.add_argument("--lookahead", type=int, default=0, metavar="D")

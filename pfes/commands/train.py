@@ -24,10 +24,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gim-macro-scale", type=float, default=1.0, metavar="S",
                    help="scale GIM's macro windows k_c and D_max (1 = the paper's constants; "
                    "2 covers expressions up to 4 s)")
-    p.add_argument("--gim-micro", choices=("gim", "hard"), default="hard",
+    p.add_argument("--gim-micro", choices=("gim", "hard", "point"), default="hard",
                    help="micro points under point supervision: fixed hard windows around the "
-                   "point at every epoch (default; GIM for macro points) or GIM like macro "
-                   "points (the paper)")
+                   "point at every epoch (default; GIM for macro points), GIM like macro "
+                   "points (gim, the paper) or GIM's span and Gaussian centred on the point "
+                   "without the pseudo-apex search (point)")
     p.add_argument("--hard-negatives", type=float, default=0.5, metavar="FRAC",
                    help="share of the negatives taken as the highest-scoring frames more than "
                    "4 s from every point (certain background; default 0.5); 0 = the "
