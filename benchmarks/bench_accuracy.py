@@ -50,6 +50,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "gim-hn1": ("as gim, all negatives the highest-scoring far frames", [*PAPER, "--hard-negatives", "1"]),
     "gim-micro-hard": ("as gim, micro points on fixed hard windows (`pfes train`'s default)",
                        ["--gim-micro", "hard"]),
+    "gim-micro-point": ("as gim, micro spans and Gaussians centred on the point (no pseudo-apex search)",
+                        ["--gim-micro", "point"]),
     "hard-ema2": ("as hard, weights averaged over about 2 epochs", ["--supervision", "hard", "--ema-epochs", "2"]),
     "gim-ema2": ("as gim, weights averaged over about 2 epochs", [*PAPER, "--ema-epochs", "2"]),
 }
