@@ -111,14 +111,20 @@ def _mark_apex(lab: PseudoLabels, frame: int, cls: int, cfg: GimConfig) -> None:
     lab.apex_hat.append((frame, cls))
 
 
+def _mark_hard(lab: PseudoLabels, frame: int, cls: int, cfg: GimConfig) -> None:
+    """Label 1 on ``[frame - h, frame + h)`` and the pseudo-apex at the frame (clipped)."""
+    t = lab.y.shape[0]
+    h = cfg.hard_half_frames[cls]
+    lo, hi = _clip(frame - h, frame + h - 1, t)
+    lab.y[lo : hi + 1, cls] = 1.0
+    _mark_apex(lab, min(max(frame, 0), t - 1), cls, cfg)
+
+
 def hard_labels(points: Sequence[Point], t: int, cfg: GimConfig = GimConfig()) -> PseudoLabels:
     """Epoch-0 labels (and the ``hard`` baseline): 1 on [p-h, p+h), apex at the point."""
     lab = _empty(t)
     for pt in points:
-        h = cfg.hard_half_frames[pt.cls]
-        lo, hi = _clip(pt.frame - h, pt.frame + h - 1, t)
-        lab.y[lo : hi + 1, pt.cls] = 1.0
-        _mark_apex(lab, min(max(pt.frame, 0), t - 1), pt.cls, cfg)
+        _mark_hard(lab, pt.frame, pt.cls, cfg)
     return lab
 
 
@@ -179,10 +185,7 @@ def gim_labels(
         p = min(max(pt.frame, 0), t - 1)
         c = pt.cls
         if c in cfg.hard_classes:
-            h = cfg.hard_half_frames[c]
-            lo, hi = _clip(p - h, p + h - 1, t)
-            lab.y[lo : hi + 1, c] = 1.0
-            _mark_apex(lab, p, c, cfg)
+            _mark_hard(lab, p, c, cfg)
             continue
         if epoch < cfg.full_gim_epoch:
             d = 1 if epoch <= 2 else 2
