@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "listen": "pfes.commands.listen",
     "extract": "pfes.commands.extract",
     "synth": "pfes.commands.synth",
+    "convert": "pfes.commands.convert",
     "train": "pfes.commands.train",
     "eval": "pfes.commands.eval",
     "crossval": "pfes.commands.crossval",

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from pfes.errors import InputError
+from stream.frames import Source
 from stream.landmark_file import LandmarkArrays, read_landmark_file, write_landmark_file
 from stream.source_file import FileSource
 from stream.tracker import N_LANDMARKS, FaceTracker, TrackedFace, make_tracker
@@ -81,7 +82,7 @@ class PrimaryTrack:
 
 
 def extract_landmarks(
-    path: str | Path,
+    path: str | Path | Source,
     tracker: FaceTracker | None = None,
     face_model: str | Path | None = None,
     max_faces: int = 1,
@@ -89,13 +90,18 @@ def extract_landmarks(
 ) -> LandmarkSeries:
     """Decode ``path`` and track faces in every frame; return the primary face's series.
 
+    path: a video file, or a ready :class:`~stream.frames.Source` (e.g. an
+    :class:`~stream.source_images.ImageSequenceSource`; opened and closed here).
+
     tracker: a ready tracker (closed by the caller); otherwise one is built here: the legacy
     MediaPipe face mesh, or the Tasks FaceLandmarker when ``face_model`` is given.
     progress: draw a tqdm progress bar on stderr.
     Raises InputError (missing file), SourceError (unreadable video), DependencyError.
     """
     own = tracker is None
-    with FileSource(path) as src:
+    source = path if isinstance(path, Source) else FileSource(path)
+    label = source.name if isinstance(path, Source) else Path(path).name
+    with source as src:
         if tracker is None:
             if face_model is not None:
                 tracker = make_tracker("tasks", model_path=face_model, max_faces=max_faces)
@@ -109,7 +115,7 @@ def extract_landmarks(
                 total=getattr(src, "n_frames", None) or None,
                 unit="frame",
                 file=sys.stderr,
-                desc=Path(path).name,
+                desc=label,
                 mininterval=0.5,
                 leave=False,
             )
