@@ -93,16 +93,32 @@ REFERENCE_FPS = 30.0
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    """Feature settings. lags_frames_at_30fps: motion time scales in frames at 30 fps."""
+    """Feature settings. lags_frames_at_30fps: motion time scales in frames at 30 fps.
+
+    despike_iod: 0 (default) = off. Otherwise a causal glitch filter on the aligned region
+    centroids, before the baseline and the motion features: a region that jumps more than
+    this many IOD from its previous position in one frame (at 30 fps; the threshold grows as
+    30 / fps below 30 fps) keeps its previous position for up to ``despike_hold_at_30fps``
+    frames; if it is still away after that, the new position is taken (a real fast movement
+    arrives that many frames late, a 1-3 frame tracker glitch never arrives). Expression and
+    blink motion of the synthetic benchmark stays under 0.07 IOD per frame (99.9th percentile,
+    development set), torn-region glitches reach 0.3.
+    """
 
     lags_frames_at_30fps: tuple[int, ...] = (2, 5, 12)
     neutral: NeutralConfig = field(default_factory=NeutralConfig)
+    despike_iod: float = 0.0
+    despike_hold_at_30fps: int = 3
 
     def __post_init__(self) -> None:
         lags = tuple(int(k) for k in self.lags_frames_at_30fps)
         if not lags or min(lags) < 1:
             raise ValueError("FeatureConfig.lags_frames_at_30fps needs positive lags")
         object.__setattr__(self, "lags_frames_at_30fps", lags)
+        if not (math.isfinite(self.despike_iod) and self.despike_iod >= 0):
+            raise ValueError("FeatureConfig.despike_iod must be >= 0")
+        if int(self.despike_hold_at_30fps) < 1:
+            raise ValueError("FeatureConfig.despike_hold_at_30fps must be >= 1")
 
 
 def feature_names(config: FeatureConfig | None = None) -> tuple[str, ...]:
@@ -120,7 +136,7 @@ FEATURE_NAMES: tuple[str, ...] = feature_names()
 def feature_spec(config: FeatureConfig | None = None) -> dict[str, Any]:
     """JSON-able description of the features; checkpoints store it next to the weights."""
     cfg = config or FeatureConfig()
-    return {
+    spec: dict[str, Any] = {
         "version": FEATURE_VERSION,
         "n_features": len(feature_names(cfg)),
         "names": list(feature_names(cfg)),
@@ -130,13 +146,18 @@ def feature_spec(config: FeatureConfig | None = None) -> dict[str, Any]:
         "landmarks": "mediapipe-face-mesh-478 (refine_landmarks=True), pixels",
         "neutral": asdict(cfg.neutral),
     }
+    if cfg.despike_iod > 0:  # absent when off, so specs written before the filter still match
+        spec["despike"] = {"iod": cfg.despike_iod, "hold_at_30fps": cfg.despike_hold_at_30fps}
+    return spec
 
 
 def config_from_spec(spec: dict[str, Any]) -> FeatureConfig:
     """Rebuild the FeatureConfig a spec was made with (after check_feature_spec passes)."""
     try:
         neutral = NeutralConfig(**spec.get("neutral", {}))
-        return FeatureConfig(tuple(spec["lags_frames_at_30fps"]), neutral)
+        despike = spec.get("despike") or {}
+        return FeatureConfig(tuple(spec["lags_frames_at_30fps"]), neutral,
+                             float(despike.get("iod", 0.0)), int(despike.get("hold_at_30fps", 3)))
     except (KeyError, TypeError, ValueError) as e:
         raise ModelError(f"checkpoint feature spec is malformed: {e}") from e
 
@@ -209,6 +230,9 @@ class FeatureExtractor:
             max(1, math.floor(k * self.fps / REFERENCE_FPS + 0.5))
             for k in self.config.lags_frames_at_30fps
         )
+        self._despike = self.config.despike_iod * max(1.0, REFERENCE_FPS / self.fps)
+        self._despike_hold = max(
+            1, math.floor(self.config.despike_hold_at_30fps * self.fps / REFERENCE_FPS + 0.5))
         self._hist_len = max(self.lags)
         self._lag_back = self._hist_len - np.array(self.lags, dtype=np.intp)  # (L,)
         self._baseline = NeutralBaseline(_N_DISP, self.fps, self.config.neutral)
@@ -223,6 +247,23 @@ class FeatureExtractor:
         self._hist_pos = np.zeros((h, _N_REGIONS, 2))
         self._hist_rot = np.tile(np.eye(3), (h, 1, 1))
         self._hist_ok = np.zeros(h, dtype=bool)
+        self._ds_last: np.ndarray | None = None  # despike: last accepted region positions
+        self._ds_held = np.zeros(_N_REGIONS, dtype=np.intp)  # frames each region has been held
+
+    def _despike_positions(self, pos: np.ndarray, ok: np.ndarray) -> None:
+        """The glitch filter of FeatureConfig.despike_iod, in place on pos (T, R, 2)."""
+        last, held = self._ds_last, self._ds_held
+        for t in np.flatnonzero(ok):
+            p = pos[t]
+            if last is None:
+                last = p.copy()
+                continue
+            jump = np.sqrt(np.sum((p - last) ** 2, axis=1))
+            hold = (jump > self._despike) & (held < self._despike_hold)
+            held = np.where(hold, held + 1, 0)
+            p[hold] = last[hold]
+            last = p.copy()
+        self._ds_last, self._ds_held = last, held
 
     @property
     def reference(self) -> np.ndarray | None:
@@ -290,6 +331,8 @@ class FeatureExtractor:
             pos[idx] = xy
             rot[idx] = sim.rotation
             ok[idx] = sim.ok
+        if self._despike > 0:
+            self._despike_positions(pos, ok)
         feats = np.zeros((n_t, self.n_features), dtype=np.float64)
         flat = pos.reshape(n_t, _N_DISP)
         push = self._baseline.push

@@ -20,6 +20,7 @@ from calibration.operating_point import FINAL_GRID, Curve, fit_operating_point
 from engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from engine.detector import DetectorConfig
 from pfes.errors import InputError
+from stream.features import FeatureConfig
 from training.dataset import Dataset, load_dataset
 from training.evaluate import Interval, evaluate
 from training.infer import detector_config_of, predict_curves, to_intervals
@@ -85,10 +86,15 @@ def train_model(
     val_fraction: float = 0.2,
     progress: Progress = _quiet,
     split: Split | None = None,
+    features: FeatureConfig | None = None,
 ) -> TrainResult:
-    """Train on every subject of ``data`` (inner-val subjects for selection) and save ``out``."""
+    """Train on every subject of ``data`` (inner-val subjects for selection) and save ``out``.
+
+    features: feature settings (None: defaults); the checkpoint records them.
+    """
     from stream.features import feature_spec
 
+    spec = feature_spec(features)
     apply_thread_env()
     ds = load_dataset(data)
     split = split or nested_split(ds.subjects, val_fraction, seed=cfg.seed)
@@ -96,7 +102,7 @@ def train_model(
     names = [v for v in ds.videos if ds.subject_of[v] in use]
     progress(f"features for {len(names)} videos ({len(split.inner_train)} training subjects, "
              f"{len(split.inner_val)} selection subjects)")
-    videos, fps = prepare_videos(ds, names, seed=cfg.seed)
+    videos, fps = prepare_videos(ds, names, seed=cfg.seed, feature_spec=spec)
 
     def on_epoch(rec: dict) -> None:
         extra = f"  val F1 {rec['val_f1']:.3f} (micro {rec['val_micro_f1']:.3f})" if "val_f1" in rec else ""
@@ -105,7 +111,7 @@ def train_model(
 
     res = train(videos, split, cfg, fps, progress=on_epoch)
     meta = {
-        "feature_spec": feature_spec(),
+        "feature_spec": spec,
         "detector": res.detector.to_dict(),
         "fps": fps,
         "training": {

@@ -36,6 +36,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ema-epochs", type=float, default=0.0, metavar="E",
                    help="select and save an exponential moving average of the weights over "
                    "about E epochs (default 0: off)")
+    p.add_argument("--despike", type=float, default=0.0, metavar="IOD",
+                   help="features: hold a region that jumps more than IOD inter-ocular "
+                   "distances in one frame for up to 3 frames (a tracker-glitch filter; "
+                   "default 0: off); the model records it and applies it wherever it runs")
     p.add_argument("--lookahead", type=int, default=0, metavar="D",
                    help="frames of look-ahead (adds D frames of latency; default 0)")
     p.add_argument("--channels", type=int, default=64)
@@ -47,6 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from pfes.cli import check_output_file
     from pfes.errors import InputError
+    from stream.features import FeatureConfig
     from training.trainer import TrainConfig
     from training.workflow import train_model
 
@@ -59,6 +64,8 @@ def main(args: argparse.Namespace) -> int:
         raise InputError(f"--ema-epochs must be in [0, 100], got {args.ema_epochs}")
     if not 0.0 <= args.hard_negatives <= 1.0:
         raise InputError(f"--hard-negatives must be in [0, 1], got {args.hard_negatives}")
+    if not 0.0 <= args.despike <= 1.0:
+        raise InputError(f"--despike must be in [0, 1] IOD, got {args.despike}")
     check_output_file(args.out, "model")
     cfg = TrainConfig(supervision=args.supervision, epochs=args.epochs, lr=args.lr,
                       use_iac=not args.no_iac, gim_space=args.gim_space,
@@ -67,5 +74,6 @@ def main(args: argparse.Namespace) -> int:
                       lookahead_frames=args.lookahead, ema_epochs=args.ema_epochs,
                       channels=args.channels, seed=args.seed)
     train_model(args.data, args.out, cfg, val_fraction=args.val_fraction,
+                features=FeatureConfig(despike_iod=args.despike),
                 progress=lambda m: print(f"pfes train: {m}", file=sys.stderr, flush=True))
     return 0
