@@ -13,6 +13,8 @@ Pipeline per frame
 2. **Regions**: the centroid of each expression region (``regions.REGIONS``) in aligned
    coordinates, x and y only (MediaPipe's z is too noisy to help). 17 regions -> a 34-d shape
    vector ``p_t``.
+   Optional (``FeatureConfig.despike_iod``, off by default): a causal glitch filter holds a
+   region centroid that jumps implausibly far in one frame for up to 3 frames.
 3. **Neutral baseline** (``calibration.neutral.NeutralBaseline``): a per-track robust estimate of
    the resting shape, frozen while the face is expressive. During the first second of valid
    frames (warm-up) it is the running median of the frames so far, so an expression already on

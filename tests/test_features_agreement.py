@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from stream.feat_mesh import rigid_transform, synthetic_neutral_mesh
-from stream.features import FeatureExtractor, extract_features
+from stream.features import FEATURE_NAMES, FeatureExtractor, extract_features
 from stream.regions import REGIONS
 
 
@@ -63,3 +63,39 @@ def test_reset_makes_extractor_reusable():
     fe.reset()
     again, _ = fe.push_chunk(frames, valid)
     np.testing.assert_array_equal(first, again)
+
+
+def _still_face(t: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    mesh = synthetic_neutral_mesh(iod_px=70.0).astype(np.float64)
+    frames = np.repeat(mesh[None], t, axis=0) + rng.normal(0.0, 0.2, (t, 478, 3))
+    return frames, np.ones(t, bool)
+
+
+def test_despike_removes_short_glitches_and_delays_lasting_jumps():
+    from stream.features import FeatureConfig, config_from_spec, feature_spec
+
+    cfg = FeatureConfig(despike_iod=0.08)
+    lip = list(REGIONS["upper_lip"])
+    clean, valid = _still_face(120)
+    glitch = clean.copy()
+    glitch[40:42, lip, 1] += 25.0  # a 2-frame tear of 0.36 IOD
+    base, _ = extract_features(clean, valid, 30.0, cfg)
+    held, _ = extract_features(glitch, valid, 30.0, cfg)
+    raw, _ = extract_features(glitch, valid, 30.0)
+    assert np.abs(raw - base).max() > 0.1  # without the filter the glitch is in the features
+    assert np.abs(held - base).max() < 0.02  # with it only a small alignment wobble is left
+
+    lasting = clean.copy()
+    lasting[60:, lip, 1] += 25.0  # a real jump that stays: arrives 3 frames late
+    f, _ = extract_features(lasting, valid, 30.0, cfg)
+    dy = FEATURE_NAMES.index("upper_lip.dy")
+    assert abs(f[62, dy] - base[62, dy]) < 0.02 and f[63, dy] - base[63, dy] > 0.3
+
+    # streaming equals batch; the spec records the filter and rebuilds it; off = no key
+    fe = FeatureExtractor(30.0, cfg)
+    stream = np.stack([fe.push(x)[0] for x in glitch])
+    assert np.abs(stream - held).max() <= 1e-6
+    spec = feature_spec(cfg)
+    assert spec["despike"] == {"iod": 0.08, "hold_at_30fps": 3}
+    assert config_from_spec(spec) == cfg and "despike" not in feature_spec()
