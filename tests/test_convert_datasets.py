@@ -318,3 +318,20 @@ def test_casme2_convert_with_mediapipe_on_warped_photos(tmp_path):
     assert width[10] > width[0] * 1.03
     with open(out / "annotations.csv", newline="") as f:
         assert next(csv.reader(f)) == ["subject", "video", "onset", "apex", "offset", "type"]
+
+
+def test_convert_with_worker_processes_matches_one_process(tmp_path):
+    root = _casme2_release(tmp_path / "casme2", n_frames=32)
+    jobs, _ = casme2_jobs(root)
+    one, two = tmp_path / "one", tmp_path / "two"
+    convert_videos(jobs, one, dataset="casme2", source_root=root, extract=_fake_extract,
+                   progress=False)
+    report = convert_videos(jobs, two, dataset="casme2", source_root=root,
+                            extract=_fake_extract, progress=False, workers=2)
+    assert sorted(report.converted) == sorted(j.video for j in jobs)
+    assert (one / "annotations.csv").read_text() == (two / "annotations.csv").read_text()
+    for j in jobs:
+        a, b = load_dataset(one).landmarks(j.video), load_dataset(two).landmarks(j.video)
+        np.testing.assert_array_equal(a.landmarks, b.landmarks)
+    with pytest.raises(InputError, match="workers"):
+        convert_videos(jobs, two, dataset="casme2", source_root=root, workers=0)

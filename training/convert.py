@@ -149,6 +149,24 @@ def _frames_of(npz: Path) -> int:
     return len(read_landmark_file(npz).valid)
 
 
+def _track_video(job: VideoJob, partial: Path, target: Path, face_model: str | Path | None,
+                 extract: Callable | None, bar: bool) -> tuple[int, int, int]:
+    """Track one video's faces and move its landmark file into place.
+
+    Returns (frames, frames with a face, unreadable images). Runs in a worker process when
+    ``convert_videos(jobs=N)`` has N > 1, so everything it gets must pickle.
+    """
+    from stream.extract import extract_landmarks, save_landmarks_npz
+    from stream.source_images import ImageSequenceSource
+
+    run_extract: Callable = extract if extract is not None else extract_landmarks
+    src = ImageSequenceSource(job.files, job.fps, job.step, name=job.video)
+    series = run_extract(src, face_model=face_model, progress=bar)
+    tmp = save_landmarks_npz(series, partial / f"{job.video}.npz")
+    os.replace(tmp, target)
+    return series.n_frames, int(series.valid.sum()), src.unreadable
+
+
 def convert_videos(
     jobs: Sequence[VideoJob],
     out: str | Path,
@@ -160,20 +178,21 @@ def convert_videos(
     progress: bool = True,
     extract: Callable | None = None,
     notes: Sequence[str] = (),
+    workers: int = 1,
 ) -> ConvertReport:
     """Convert ``jobs`` into the dataset directory ``out`` (see the module docstring).
 
     extract: ``extract(source, face_model=..., progress=...) -> LandmarkSeries``; defaults to
     :func:`stream.extract.extract_landmarks` (tests pass their own).
     notes: warnings from reading the labels, kept in ``convert.json`` with the converter's.
+    workers: videos tracked at once, each in its own process with its own tracker (1: in
+    this process, with a progress bar per video).
     """
-    from stream.extract import extract_landmarks, save_landmarks_npz
-    from stream.source_images import ImageSequenceSource
-
-    run_extract: Callable = extract if extract is not None else extract_landmarks
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file; give a folder")
+    if workers < 1:
+        raise InputError(f"--workers must be >= 1, got {workers}")
     names = [j.video for j in jobs]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -188,31 +207,55 @@ def convert_videos(
     report = ConvertReport()
     done: list[Annotation] = []
     t0 = time.monotonic()
-    for k, job in enumerate(jobs, start=1):
-        target = lm_dir / f"{job.video}.npz"
-        if target.is_file() and not overwrite:
-            n_out = _frames_of(target)
-            report.skipped.append(job.video)
-        else:
-            src = ImageSequenceSource(job.files, job.fps, job.step, name=job.video)
-            if progress:
-                print(f"[{k}/{len(jobs)}] {job.video}: {src.n_frames} frames "
-                      f"at {src.fps:.2f} fps", flush=True)
-            series = run_extract(src, face_model=face_model, progress=progress)
-            n_out = series.n_frames
-            tmp = save_landmarks_npz(series, partial / f"{job.video}.npz")
-            os.replace(tmp, target)
-            report.converted.append(job.video)
-            found = int(series.valid.sum())
-            if src.unreadable:
-                report.warnings.append(f"{job.video}: {src.unreadable} unreadable images")
-            if n_out and found < 0.5 * n_out:
-                report.warnings.append(f"{job.video}: face found in only {found} of {n_out} "
-                                       "frames")
+
+    def finish(job: VideoJob, n_out: int) -> None:
         anns, warns = map_labels(job, n_out)
         report.warnings.extend(warns)
         done.extend(anns)
         write_annotations(out / "annotations.csv", done)
+
+    def tracked(job: VideoJob, result: tuple[int, int, int], k: int) -> None:
+        n_out, found, unreadable = result
+        report.converted.append(job.video)
+        if unreadable:
+            report.warnings.append(f"{job.video}: {unreadable} unreadable images")
+        if n_out and found < 0.5 * n_out:
+            report.warnings.append(f"{job.video}: face found in only {found} of {n_out} frames")
+        if progress and workers > 1:
+            print(f"[{k}/{len(todo)}] {job.video}: {n_out} frames, face in {found} "
+                  f"({time.monotonic() - t0:.0f} s)", flush=True)
+        finish(job, n_out)
+
+    todo: list[VideoJob] = []
+    for job in jobs:
+        target = lm_dir / f"{job.video}.npz"
+        if target.is_file() and not overwrite:
+            report.skipped.append(job.video)
+            finish(job, _frames_of(target))
+        else:
+            todo.append(job)
+    if workers == 1 or len(todo) <= 1:
+        for k, job in enumerate(todo, start=1):
+            if progress:
+                print(f"[{k}/{len(todo)}] {job.video}: {len(job.files[:: job.step])} frames "
+                      f"at {job.fps / job.step:.2f} fps", flush=True)
+            result = _track_video(job, partial, lm_dir / f"{job.video}.npz", face_model,
+                                  extract, progress)
+            tracked(job, result, k)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        ctx = multiprocessing.get_context("spawn")  # MediaPipe graphs do not survive fork
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futs = {pool.submit(_track_video, job, partial, lm_dir / f"{job.video}.npz",
+                                face_model, extract, False): job for job in todo}
+            try:
+                for k, fut in enumerate(as_completed(futs), start=1):
+                    tracked(futs[fut], fut.result(), k)
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
     report.annotations = len(done)
     try:
         partial.rmdir()

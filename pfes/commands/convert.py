@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--face-model", metavar="PATH",
                         help="face_landmarker.task for the MediaPipe Tasks API "
                              "(default: the bundled legacy face mesh)")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="videos tracked at once, one process each (default 1; about "
+                             "one per two CPU cores is a good start)")
     parser.add_argument("--overwrite", action="store_true",
                         help="redo videos already in DIR (default: skip them, so an "
                              "interrupted run resumes)")
@@ -45,6 +48,8 @@ def main(args: argparse.Namespace) -> int:
     from training.convert import convert_videos, map_labels
     from training.real_datasets import DATASETS
 
+    if args.workers < 1:
+        raise InputError(f"--workers must be >= 1, got {args.workers}")
     if args.videos is not None and args.videos < 1:
         raise InputError(f"--videos must be >= 1, got {args.videos}")
     jobs, warns = DATASETS[args.dataset](args.root, labels=args.labels, frames=args.frames,
@@ -67,7 +72,8 @@ def main(args: argparse.Namespace) -> int:
     else:
         report = convert_videos(jobs, args.out, dataset=args.dataset, source_root=args.root,
                                 face_model=args.face_model, overwrite=args.overwrite,
-                                progress=not args.quiet, notes=warns)
+                                progress=not args.quiet, notes=warns,
+                                workers=args.workers)
         warns = [*warns, *report.warnings]
         print(f"wrote {args.out}: {len(report.converted)} videos converted, "
               f"{len(report.skipped)} already there, {report.annotations} labels")
