@@ -65,3 +65,27 @@ def test_every_variant_is_a_valid_pfes_train_command():
     for name, (_, extra) in bench_accuracy.VARIANTS.items():
         args = p.parse_args(["--data", "d", "--out", "m.pt", *extra])
         assert args.out == "m.pt", name
+
+
+def test_realpixel_clip_events_are_separate_and_in_range():
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from bench_realpixels import clip_events
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    kinds = set()
+    for seed in range(20):
+        evs = clip_events(np.random.default_rng(seed), 1200, 30.0)
+        assert evs
+        last = -1
+        for e, typ in evs:
+            kinds.add(typ)
+            dur = e.offset - e.onset + 1
+            assert e.onset > last + 20 and e.onset <= e.apex <= e.offset < 1200 - 15
+            assert {"macro": (15, 120), "micro": (6, 15), "blink": (4, 12)}[typ][0] <= dur
+            assert dur <= {"macro": (15, 120), "micro": (6, 15), "blink": (4, 12)}[typ][1]
+            assert (e.kind == "eye_close") == (typ == "blink")
+            last = e.offset
+    assert kinds == {"macro", "micro", "blink"}
