@@ -335,3 +335,12 @@ def test_convert_with_worker_processes_matches_one_process(tmp_path):
         np.testing.assert_array_equal(a.landmarks, b.landmarks)
     with pytest.raises(InputError, match="workers"):
         convert_videos(jobs, two, dataset="casme2", source_root=root, workers=0)
+
+
+def test_samm_lv_bad_releases_say_what_is_wrong(tmp_path):
+    root = _samm_release(tmp_path / "samm", n_frames=3)
+    with pytest.raises(InputError, match="frame folder"):
+        samm_lv_jobs(root, frames="frames")
+    wrong = _workbook(tmp_path / "w.xlsx", {"s": [["Subject", "Onset"], [6, 3]]})
+    with pytest.raises(InputError, match="header row"):
+        samm_lv_jobs(root, labels=wrong)

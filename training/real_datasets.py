@@ -235,6 +235,8 @@ def samm_lv_jobs(root: str | Path, labels: str | Path | None = None, frames: str
         cands = [p for p in (root / "SAMM_longvideos", root / "SAMM_LongVideos", root)
                  if p.is_dir()]
         frame_root = cands[0]
+    if not frame_root.is_dir():
+        raise InputError(f"frame folder {frame_root} not found (--frames names it)")
     fps = 200.0
     step = step_for(fps, target_fps)
     jobs: dict[str, VideoJob] = {}
