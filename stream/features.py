@@ -79,6 +79,7 @@ from stream.regions import (
 __all__ = [
     "FEATURE_VERSION",
     "REFERENCE_FPS",
+    "STABLE_SETS",
     "FEATURE_NAMES",
     "FeatureConfig",
     "FeatureExtractor",
@@ -91,6 +92,12 @@ __all__ = [
 
 FEATURE_VERSION = "pfes.features/1"
 REFERENCE_FPS = 30.0
+
+# Point sets for the head-motion fit (FeatureConfig.stable_set).
+STABLE_SETS: dict[str, tuple[int, ...]] = {
+    "default": tuple(STABLE),
+    "core": (168, 6, 197, 195, 5, 133, 362),  # nose bridge and dorsum, inner eye corners
+}
 
 
 @dataclass(frozen=True)
@@ -105,14 +112,23 @@ class FeatureConfig:
     arrives that many frames late, a 1-3 frame tracker glitch never arrives). Expression and
     blink motion of the synthetic benchmark stays under 0.07 IOD per frame (99.9th percentile,
     development set), torn-region glitches reach 0.3.
+
+    stable_set: which points the head-motion fit uses (``STABLE_SETS``). "default" is
+    ``regions.STABLE`` (nose, eye corners, upper forehead, face contour). "core" keeps the
+    nose bridge and the inner eye corners only: on real pixels MediaPipe drags the forehead
+    and the face contour down by about 0.04 IOD when the eyes close, which the default fit
+    turns into a shift of every region (benchmarks/RESULTS.md, real-pixel benchmark).
     """
 
     lags_frames_at_30fps: tuple[int, ...] = (2, 5, 12)
     neutral: NeutralConfig = field(default_factory=NeutralConfig)
     despike_iod: float = 0.0
     despike_hold_at_30fps: int = 3
+    stable_set: str = "default"
 
     def __post_init__(self) -> None:
+        if self.stable_set not in STABLE_SETS:
+            raise ValueError(f"FeatureConfig.stable_set must be one of {sorted(STABLE_SETS)}")
         lags = tuple(int(k) for k in self.lags_frames_at_30fps)
         if not lags or min(lags) < 1:
             raise ValueError("FeatureConfig.lags_frames_at_30fps needs positive lags")
@@ -150,6 +166,8 @@ def feature_spec(config: FeatureConfig | None = None) -> dict[str, Any]:
     }
     if cfg.despike_iod > 0:  # absent when off, so specs written before the filter still match
         spec["despike"] = {"iod": cfg.despike_iod, "hold_at_30fps": cfg.despike_hold_at_30fps}
+    if cfg.stable_set != "default":  # likewise
+        spec["stable_set"] = {"name": cfg.stable_set, "points": list(STABLE_SETS[cfg.stable_set])}
     return spec
 
 
@@ -158,8 +176,10 @@ def config_from_spec(spec: dict[str, Any]) -> FeatureConfig:
     try:
         neutral = NeutralConfig(**spec.get("neutral", {}))
         despike = spec.get("despike") or {}
+        stable = (spec.get("stable_set") or {}).get("name", "default")
         return FeatureConfig(tuple(spec["lags_frames_at_30fps"]), neutral,
-                             float(despike.get("iod", 0.0)), int(despike.get("hold_at_30fps", 3)))
+                             float(despike.get("iod", 0.0)), int(despike.get("hold_at_30fps", 3)),
+                             stable)
     except (KeyError, TypeError, ValueError) as e:
         raise ModelError(f"checkpoint feature spec is malformed: {e}") from e
 
@@ -192,8 +212,6 @@ def _short(v: Any) -> str:
 
 # Gathered point layout: stable points first, then every region point once.
 _REGION_POINTS = tuple(dict.fromkeys(p for r in REGION_NAMES for p in REGIONS[r]))
-_N_STABLE = len(STABLE)
-_USED = np.array(STABLE + _REGION_POINTS, dtype=np.intp)
 
 
 def _group_matrix() -> np.ndarray:
@@ -235,6 +253,9 @@ class FeatureExtractor:
         self._despike = self.config.despike_iod * max(1.0, REFERENCE_FPS / self.fps)
         self._despike_hold = max(
             1, math.floor(self.config.despike_hold_at_30fps * self.fps / REFERENCE_FPS + 0.5))
+        self._stable = STABLE_SETS[self.config.stable_set]
+        self._n_stable = len(self._stable)
+        self._used = np.array(self._stable + _REGION_POINTS, dtype=np.intp)
         self._hist_len = max(self.lags)
         self._lag_back = self._hist_len - np.array(self.lags, dtype=np.intp)  # (L,)
         self._baseline = NeutralBaseline(_N_DISP, self.fps, self.config.neutral)
@@ -304,14 +325,14 @@ class FeatureExtractor:
     def _set_reference(self, lm: np.ndarray, ok: np.ndarray) -> None:
         for i in np.flatnonzero(ok):
             try:
-                self._reference = make_reference(lm[i])
+                self._reference = make_reference(lm[i], self._stable)
                 return
             except ValueError:  # degenerate face (eye centres coincide): not a usable frame
                 ok[i] = False
 
     def _process(self, lm: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n_t = lm.shape[0]
-        pts = lm[:, _USED].astype(np.float64)
+        pts = lm[:, self._used].astype(np.float64)
         ok = valid & np.isfinite(pts).all(axis=(1, 2))
         if self._reference is None:
             self._set_reference(lm, ok)
@@ -323,10 +344,10 @@ class FeatureExtractor:
             ref = self._reference
             if ref is None:  # _set_reference always sets it when a frame is valid
                 raise RuntimeError("feature reference missing")
-            sim = fit_similarity(sel[:, :_N_STABLE], ref, residual=False)
+            sim = fit_similarity(sel[:, : self._n_stable], ref, residual=False)
             # Region centroids first, then the transform: it is affine, so this equals the
             # centroid of the transformed points and costs 17 points instead of 120.
-            cen = np.matmul(_REGION_M, sel[:, _N_STABLE:])  # (n, R, 3)
+            cen = np.matmul(_REGION_M, sel[:, self._n_stable :])  # (n, R, 3)
             xy = np.matmul(cen, np.swapaxes(sim.rotation[:, :2], 1, 2))  # (n, R, 2)
             xy *= sim.scale[:, None, None]
             xy += sim.translation[:, None, :2]

@@ -40,6 +40,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="features: hold a region that jumps more than IOD inter-ocular "
                    "distances in one frame for up to 3 frames (a tracker-glitch filter; "
                    "default 0: off); the model records it and applies it wherever it runs")
+    p.add_argument("--stable-set", choices=["default", "core"], default="default",
+                   help="features: points of the head-motion fit (default: nose, eye corners, "
+                   "forehead, face contour; core: nose bridge and inner eye corners, which "
+                   "MediaPipe does not drag along when the eyes close)")
     p.add_argument("--lookahead", type=int, default=0, metavar="D",
                    help="frames of look-ahead (adds D frames of latency; default 0)")
     p.add_argument("--channels", type=int, default=64)
@@ -74,6 +78,6 @@ def main(args: argparse.Namespace) -> int:
                       lookahead_frames=args.lookahead, ema_epochs=args.ema_epochs,
                       channels=args.channels, seed=args.seed)
     train_model(args.data, args.out, cfg, val_fraction=args.val_fraction,
-                features=FeatureConfig(despike_iod=args.despike),
+                features=FeatureConfig(despike_iod=args.despike, stable_set=args.stable_set),
                 progress=lambda m: print(f"pfes train: {m}", file=sys.stderr, flush=True))
     return 0
