@@ -99,3 +99,28 @@ def test_despike_removes_short_glitches_and_delays_lasting_jumps():
     spec = feature_spec(cfg)
     assert spec["despike"] == {"iod": 0.08, "hold_at_30fps": 3}
     assert config_from_spec(spec) == cfg and "despike" not in feature_spec()
+
+
+def test_core_stable_set_ignores_the_trackers_blink_drag():
+    """MediaPipe drags forehead and face-contour points down when the eyes close (measured on
+    real pixels, benchmarks/RESULTS.md); the "core" fit does not turn that into region motion."""
+    from stream.features import FeatureConfig, config_from_spec, feature_spec
+    from stream.regions import STABLE
+
+    frames, valid = _still_face(60, seed=1)
+    dragged = frames.copy()
+    drag = [p for p in STABLE if p not in (168, 6, 197, 195, 5, 133, 362)]
+    dragged[30:40, drag, 1] += 0.04 * 70.0  # 0.04 IOD down for 10 frames
+    disp = [i for i, n in enumerate(FEATURE_NAMES) if n.endswith((".dx", ".dy"))]
+    for name, limit in (("default", None), ("core", 0.005)):
+        cfg = FeatureConfig(stable_set=name)
+        a, _ = extract_features(frames, valid, 30.0, cfg)
+        b, _ = extract_features(dragged, valid, 30.0, cfg)
+        shift = np.abs(a[35, disp] - b[35, disp]).max()
+        if limit is None:
+            assert shift > 0.01  # the default fit moves every region
+        else:
+            assert shift < limit
+    spec = feature_spec(FeatureConfig(stable_set="core"))
+    assert spec["stable_set"]["name"] == "core" and "stable_set" not in feature_spec()
+    assert config_from_spec(spec).stable_set == "core"
