@@ -104,6 +104,14 @@ def _basis_matrix() -> np.ndarray:
     return np.stack([b[c].reshape(-1) for c in CHANNELS]).astype(np.float32)  # (K, 478*3)
 
 
+@lru_cache(maxsize=1)
+def blink_drag() -> np.ndarray:
+    """(478, 3) float32 IOD per unit eye closure: how MediaPipe drags the face when the eyes
+    close (``scripts/measure_blink_drag.py``); used when ``SynthConfig.tracker_blink_drag``."""
+    return np.load(Path(__file__).resolve().parent / "assets" / "blink_drag.npy").astype(
+        np.float32)
+
+
 def _rng(seed: Any) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
@@ -195,6 +203,10 @@ def generate_video(seed: Any = 0, config: SynthConfig | None = None, *,
     mix = rng.uniform(*cfg.tracker_gain_mix)
     gain = np.array([1.0 - mix * (1.0 - TRACKER_GAIN[c[:-2]]) for c in CHANNELS], np.float32)
     shapes = ((chan.astype(np.float32) * gain) @ _basis_matrix()).reshape(n, N_LANDMARKS, 3)
+    if cfg.tracker_blink_drag[1] > 0:  # drawn only when on: default output stays byte-identical
+        k = rng.uniform(*cfg.tracker_blink_drag)
+        closure = np.clip(0.5 * (chan[:, _CH["AU43_r"]] + chan[:, _CH["AU43_l"]]), 0.0, 1.0)
+        shapes += (np.float32(k) * closure.astype(np.float32))[:, None, None] * blink_drag()
     shapes += identity.mesh.astype(np.float32)
     fw = identity.face_width_px * rng.uniform(0.92, 1.08)  # the subject sits nearer or farther
     mesh_width = identity.mesh[IDX["face_side_l"], 0] - identity.mesh[IDX["face_side_r"], 0]

@@ -67,6 +67,10 @@ class SynthConfig:
     # per video, AU motion is scaled by 1 - mix * (1 - TRACKER_GAIN[au]) with mix drawn from
     # this range: 0 keeps the FACS magnitudes, 1 gives what MediaPipe reports for them
     tracker_gain_mix: Range = (0.0, 1.0)
+    # per video, a factor drawn from this range scales MediaPipe's measured drag of forehead,
+    # face contour and nose when the eyes close (training/assets/blink_drag.npy, measured by
+    # scripts/measure_blink_drag.py on real pixels); (0, 0), the default, leaves it out
+    tracker_blink_drag: Range = (0.0, 0.0)
     relax_mouth: bool = True
     distractors: bool = True
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -126,6 +130,7 @@ class SynthConfig:
             (0.0 <= self.head_scale_frac <= 0.5, "head_scale_frac must be in [0, 0.5]"),
             (0.0 <= self.jitter_corr_frac <= 1.0, "jitter_corr_frac must be in [0, 1]"),
             (self.tracker_gain_mix[1] <= 1.0, "tracker_gain_mix must lie in [0, 1]"),
+            (self.tracker_blink_drag[1] <= 3.0, "tracker_blink_drag must lie in [0, 3]"),
             (self.jitter_corr_frames > 0, "jitter_corr_frames must be > 0"),
             (self.dropout_frames[0] >= 1 and all(isinstance(x, int) for x in self.dropout_frames),
              "dropout_frames must be integers >= 1"),
