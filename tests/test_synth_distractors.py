@@ -110,3 +110,20 @@ def test_gaze_moves_irises_in_saccades():
     assert np.ptp(iris_x) > 0.03  # IOD units
     assert (step > 0.005).sum() >= 5  # several quick shifts
     assert np.median(step) < 1e-3  # mostly fixations
+
+
+def test_blink_drag_follows_eye_closure_only_when_asked():
+    from training.synth import _CH, blink_drag
+
+    drag = blink_drag()
+    assert drag.shape == (478, 3) and drag[10, 1] > 0.03  # forehead pulled down
+    assert not drag[[159, 386, 468, 473]].any()  # eyelids and irises: the AU43 field's job
+    corr = {}
+    for k in (0.0, 1.0):
+        cfg = SynthConfig(video_length_s=(60.0, 60.0), tracker_blink_drag=(k, k))
+        vid = generate_video(5, cfg, keep_clean=True)
+        closure = 0.5 * (vid.channels[:, _CH["AU43_r"]] + vid.channels[:, _CH["AU43_l"]])
+        assert closure.max() > 0.5  # there are blinks
+        y = vid.clean[:, 10, 1] - vid.clean[:, 10, 1].mean()
+        corr[k] = float(np.corrcoef(closure, y)[0, 1])
+    assert corr[1.0] > 0.8 and abs(corr[0.0]) < 0.3
