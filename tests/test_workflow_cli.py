@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -114,3 +115,26 @@ def test_train_eval_calibrate(tmp_path, data, one_thread, capsys):
     res2 = json.loads(js2.read_text())
     _check_table(res2, counts)
     assert res2["protocol"]["proposals"] == "offline"
+
+
+def test_feature_options_travel_with_the_model(tmp_path, data, one_thread, capsys):
+    """--despike and --stable-set are recorded in the checkpoint and used by eval."""
+    from stream.features import FeatureConfig, extract_features
+    from training.dataset import load_dataset
+    from training.infer import video_features
+
+    model = tmp_path / "f.pt"
+    assert main(["train", "--data", str(data), "--out", str(model), "--epochs", "1",
+                 "--channels", "8", "--despike", "0.08", "--stable-set", "core"]) == 0
+    spec = load_checkpoint(model).meta["feature_spec"]
+    assert spec["despike"]["iod"] == 0.08 and spec["stable_set"]["name"] == "core"
+    ds = load_dataset(data)
+    lm = ds.landmarks(ds.videos[0])
+    used, _ = video_features(lm.landmarks, lm.valid, lm.fps, spec)
+    want, _ = extract_features(lm.landmarks, lm.valid, lm.fps,
+                               FeatureConfig(despike_iod=0.08, stable_set="core"))
+    plain, _ = extract_features(lm.landmarks, lm.valid, lm.fps)
+    assert np.array_equal(used, want) and not np.array_equal(used, plain)
+    capsys.readouterr()
+    assert main(["eval", "--data", str(data), "--model", str(model)]) == 0
+    assert main(["train", "--data", str(data), "--out", str(model), "--despike", "2"]) == 2
