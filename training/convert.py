@@ -16,6 +16,7 @@ videos already there. ``convert.json`` records what was converted, from where, a
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 import json
@@ -99,8 +100,6 @@ def map_labels(job: VideoJob, n_out: int) -> tuple[list[Annotation], list[str]]:
     def pos(n: int) -> int:
         if n in pos_of:
             return pos_of[n]
-        import bisect
-
         k = bisect.bisect_left(sorted_nums, n)
         cands = [sorted_nums[j] for j in (k - 1, k) if 0 <= j < len(sorted_nums)]
         return pos_of[min(cands, key=lambda c: abs(c - n))]

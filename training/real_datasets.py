@@ -66,7 +66,7 @@ def step_for(fps: float, target_fps: float) -> int:
     return max(1, int(round(fps / target_fps)))
 
 
-def _numbers(files: list[Path], where: Path) -> list[int]:
+def _numbers(files: list[Path]) -> list[int]:
     nums = [frame_number(f) for f in files]
     if any(n is None for n in nums) or len(set(nums)) != len(nums):
         # no usable numbers in the names: count the files from 1
@@ -160,7 +160,7 @@ def casme2_jobs(root: str | Path, labels: str | Path | None = None, frames: str 
                 warns.append(f"{vdir}: second folder for {video}; skipped")
                 continue
             files = list_images(vdir)
-            jobs[video] = VideoJob(f"s{num}", video, files, _numbers(files, vdir), fps, step)
+            jobs[video] = VideoJob(f"s{num}", video, files, _numbers(files), fps, step)
     if not jobs:
         raise InputError(f"no video folders (<subject>_<code>...) under {frame_root}/s*/")
     bad_rows = 0
@@ -246,7 +246,7 @@ def samm_lv_jobs(root: str | Path, labels: str | Path | None = None, frames: str
         if not m:
             continue
         files = list_images(vdir)
-        jobs[vdir.name] = VideoJob(m.group(1), vdir.name, files, _numbers(files, vdir), fps, step)
+        jobs[vdir.name] = VideoJob(m.group(1), vdir.name, files, _numbers(files), fps, step)
     if not jobs:
         raise InputError(f"no video folders (006_1, ...) in {frame_root} (--frames names it)")
     bad_rows = 0
