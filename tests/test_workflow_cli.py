@@ -118,14 +118,18 @@ def test_train_eval_calibrate(tmp_path, data, one_thread, capsys):
 
 
 def test_feature_options_travel_with_the_model(tmp_path, data, one_thread, capsys):
-    """--despike and --stable-set are recorded in the checkpoint and used by eval."""
+    """--despike and --stable-set are recorded in the checkpoint and used by eval; so are the
+    --loss-weights preset's values."""
     from stream.features import FeatureConfig, extract_features
     from training.dataset import load_dataset
     from training.infer import video_features
 
     model = tmp_path / "f.pt"
     assert main(["train", "--data", str(data), "--out", str(model), "--epochs", "1",
-                 "--channels", "8", "--despike", "0.08", "--stable-set", "core"]) == 0
+                 "--channels", "8", "--despike", "0.08", "--stable-set", "core",
+                 "--loss-weights", "samm-lv"]) == 0
+    weights = load_checkpoint(model).meta["training"]["config"]["weights"]
+    assert weights["iac"] == 2e-6 and weights["sparsity"] == 0.3  # the reference's SAMM-LV values
     spec = load_checkpoint(model).meta["feature_spec"]
     assert spec["despike"]["iod"] == 0.08 and spec["stable_set"]["name"] == "core"
     ds = load_dataset(data)

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "LOSS_PRESETS",
     "LossWeights",
     "select_negatives",
     "apex_targets",
@@ -43,6 +44,13 @@ class LossWeights:
     reward: tuple[float, float] = (0.4, 0.6)
     sparsity: float = 2.5
     smoothness: float = 0.1
+
+
+# The reference's per-dataset weights (method.md): `pfes train/crossval --loss-weights NAME`.
+LOSS_PRESETS: dict[str, LossWeights] = {
+    "casme2": LossWeights(),
+    "samm-lv": LossWeights(iac=2e-6, sparsity=0.3),
+}
 
 
 def select_negatives(a: np.ndarray, expressive: np.ndarray, valid: np.ndarray,

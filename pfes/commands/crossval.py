@@ -22,6 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gim-micro", choices=("gim", "hard", "point"), default="hard",
                    help="micro points: fixed hard windows (default) or GIM (the paper); see pfes train")
     p.add_argument("--no-iac", action="store_true")
+    p.add_argument("--loss-weights", choices=("casme2", "samm-lv"), default="casme2",
+                   help="the reference's loss weights for CAS(ME)^2 (default; also used for the "
+                   "synthetic data) or SAMM-LV (IAC 2e-6, sparsity 0.3)")
     p.add_argument("--lookahead", type=int, default=0, metavar="D")
     p.add_argument("--channels", type=int, default=64)
     p.add_argument("--val-fraction", type=float, default=0.2)
@@ -32,6 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from training.crossval import cross_validate
     from training.evaluate import format_table
+    from training.losses import LOSS_PRESETS
     from training.trainer import TrainConfig
     from training.workflow import apply_thread_env
 
@@ -41,7 +45,8 @@ def main(args: argparse.Namespace) -> int:
     cfg = TrainConfig(supervision=args.supervision, epochs=args.epochs, use_iac=not args.no_iac,
                       gim_macro_scale=args.gim_macro_scale, gim_micro=args.gim_micro,
                       lookahead_frames=args.lookahead,
-                      channels=args.channels, seed=args.seed)
+                      channels=args.channels, seed=args.seed,
+                      weights=LOSS_PRESETS[args.loss_weights])
     res = cross_validate(args.data, args.folds, cfg, args.val_fraction,
                          progress=lambda m: print(f"pfes crossval: {m}", file=sys.stderr, flush=True))
     p = res["pooled"]

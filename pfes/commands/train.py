@@ -44,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="features: points of the head-motion fit (default: nose, eye corners, "
                    "forehead, face contour; core: nose bridge and inner eye corners, which "
                    "MediaPipe does not drag along when the eyes close)")
+    p.add_argument("--loss-weights", choices=("casme2", "samm-lv"), default="casme2",
+                   help="the reference's loss weights for CAS(ME)^2 (default; also used for the "
+                   "synthetic data) or SAMM-LV (IAC 2e-6, sparsity 0.3)")
     p.add_argument("--lookahead", type=int, default=0, metavar="D",
                    help="frames of look-ahead (adds D frames of latency; default 0)")
     p.add_argument("--channels", type=int, default=64)
@@ -56,6 +59,7 @@ def main(args: argparse.Namespace) -> int:
     from pfes.cli import check_output_file
     from pfes.errors import InputError
     from stream.features import FeatureConfig
+    from training.losses import LOSS_PRESETS
     from training.trainer import TrainConfig
     from training.workflow import train_model
 
@@ -76,7 +80,8 @@ def main(args: argparse.Namespace) -> int:
                       gim_macro_scale=args.gim_macro_scale, gim_micro=args.gim_micro,
                       hard_negative_fraction=args.hard_negatives,
                       lookahead_frames=args.lookahead, ema_epochs=args.ema_epochs,
-                      channels=args.channels, seed=args.seed)
+                      channels=args.channels, seed=args.seed,
+                      weights=LOSS_PRESETS[args.loss_weights])
     train_model(args.data, args.out, cfg, val_fraction=args.val_fraction,
                 features=FeatureConfig(despike_iod=args.despike, stable_set=args.stable_set),
                 progress=lambda m: print(f"pfes train: {m}", file=sys.stderr, flush=True))
