@@ -53,7 +53,7 @@ def blink_events(rng: np.random.Generator, n_frames: int, fps: float) -> list:
 
 def measure(seed: int, seconds: float) -> tuple[np.ndarray, int]:
     from stream.tracker import make_tracker
-    from training.synth import _basis_matrix
+    from training.synth import _CH, _basis_matrix
     from training.warpclip import ClipSpec, HeadMotion, render_frames
     from training.warpclip_regions import IRIS, L_LOWER_LID, L_UPPER_LID, R_LOWER_LID, R_UPPER_LID
 
@@ -84,8 +84,6 @@ def measure(seed: int, seconds: float) -> tuple[np.ndarray, int]:
     drag = np.median(np.array(drags), axis=0) / LID_CLOSE
     # the generator's own eye-closure field covers these points
     basis = _basis_matrix().reshape(-1, 478, 3)
-    from training.synth import _CH
-
     moved = (np.abs(basis[_CH["AU43_r"]]).max(axis=1) > 1e-4) | (
         np.abs(basis[_CH["AU43_l"]]).max(axis=1) > 1e-4)
     moved[list(IRIS + R_UPPER_LID + L_UPPER_LID + R_LOWER_LID + L_LOWER_LID)] = True

@@ -72,6 +72,11 @@ class VideoJob:
     step: int
     labels: list[Label] = field(default_factory=list)
 
+    @property
+    def frames_out(self) -> int:
+        """Frames the video has after keeping every ``step``-th file."""
+        return len(range(0, len(self.files), self.step))
+
 
 @dataclass
 class ConvertReport:
@@ -236,7 +241,7 @@ def convert_videos(
     if workers == 1 or len(todo) <= 1:
         for k, job in enumerate(todo, start=1):
             if progress:
-                print(f"[{k}/{len(todo)}] {job.video}: {len(job.files[:: job.step])} frames "
+                print(f"[{k}/{len(todo)}] {job.video}: {job.frames_out} frames "
                       f"at {job.fps / job.step:.2f} fps", flush=True)
             result = _track_video(job, partial, lm_dir / f"{job.video}.npz", face_model,
                                   extract, progress)

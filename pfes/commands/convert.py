@@ -58,14 +58,14 @@ def main(args: argparse.Namespace) -> int:
         jobs = jobs[: args.videos]
     n_lab = sum(len(j.labels) for j in jobs)
     n_micro = sum(lab.kind == "micro" for j in jobs for lab in j.labels)
-    frames = sum(len(j.files[:: j.step]) for j in jobs)
+    frames = sum(j.frames_out for j in jobs)
     subjects = len({j.subject for j in jobs})
     print(f"{args.dataset}: {len(jobs)} videos of {subjects} subjects, {n_lab} labels "
           f"({n_lab - n_micro} macro, {n_micro} micro), {frames} frames to track at "
           f"{jobs[0].fps / jobs[0].step:.2f} fps")
     if args.dry_run:
         for j in jobs:
-            anns, label_warns = map_labels(j, len(j.files[:: j.step]))
+            anns, label_warns = map_labels(j, j.frames_out)
             warns.extend(label_warns)
             print(f"  {j.video}: {len(j.files)} images, keep every {j.step}, "
                   f"{len(anns)} labels")
