@@ -19,8 +19,9 @@ brow raise or brow lower) or an unlabelled blink (eye closure, 4-12 frames), in 
 
 Usage::
 
-    python benchmarks/bench_realpixels.py --work /tmp/rp [--clips 8] [--seconds 40]
-        [--models engine/weights/default.pt other.pt] [--workers 2] [--json out.json]
+    python benchmarks/bench_realpixels.py --work /tmp/rp [--clips 8] [--seconds 40] [--seed 0]
+        [--camera normal|small|dim|mirror] [--models engine/weights/default.pt other.pt]
+        [--workers 2] [--json out.json]
 
 Needs mediapipe, scikit-image and openpyxl (all in the dev install).
 """
@@ -72,7 +73,33 @@ def clip_events(rng: np.random.Generator, n_frames: int, fps: float) -> list:
     return events
 
 
-def make_release(root: Path, clips: int, seconds: float, seed: int) -> dict:
+CAMERAS = ("normal", "small", "dim", "mirror")
+
+
+def camera_view(frame: np.ndarray, camera: str, rng: np.random.Generator) -> np.ndarray:
+    """What a worse camera would record of a rendered RGB frame (same events, same timing).
+
+    ``small``: half the resolution (the face about 75 px wide instead of 150: a far or cheap
+    camera); ``dim``: a third of the light with stronger sensor noise (sd 4 grey levels);
+    ``mirror``: flipped left-right (the face's asymmetries swap sides).
+    """
+    import cv2
+
+    if camera == "normal":
+        return frame
+    if camera == "small":
+        h, w = frame.shape[:2]
+        return cv2.resize(frame, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    if camera == "dim":
+        dark = frame.astype(np.float32) * 0.35 + rng.normal(0.0, 4.0, frame.shape)
+        return np.clip(np.round(dark), 0, 255).astype(np.uint8)
+    if camera == "mirror":
+        return np.ascontiguousarray(frame[:, ::-1])
+    raise ValueError(f"unknown camera {camera!r}; one of {', '.join(CAMERAS)}")
+
+
+def make_release(root: Path, clips: int, seconds: float, seed: int,
+                 camera: str = "normal") -> dict:
     """Render the clips as JPEG frame folders plus a CAS(ME)^2-style label workbook."""
     import cv2
     import openpyxl
@@ -95,7 +122,9 @@ def make_release(root: Path, clips: int, seconds: float, seed: int) -> dict:
         code = f"{c + 1:02d}01"
         folder = root / "rawpic" / f"s{subj}" / f"{subj}_{code}warpclip"
         folder.mkdir(parents=True, exist_ok=True)
+        cam_rng = np.random.default_rng(np.random.SeedSequence([seed, c, 7]))
         for i, frame in enumerate(render_frames(spec), start=1):
+            frame = camera_view(frame, camera, cam_rng)
             cv2.imwrite(str(folder / f"img{i}.jpg"), frame[:, :, ::-1],
                         [cv2.IMWRITE_JPEG_QUALITY, 90])
         codes.append((code, f"clip{c + 1}"))
@@ -121,7 +150,7 @@ def make_release(root: Path, clips: int, seconds: float, seed: int) -> dict:
     for code, name in codes:
         ws2.append([code, name])
     wb.save(root / "CAS(ME)^2code_final.xlsx")
-    return {"clips": clips, "seconds": seconds, "frames": clips * n, **counts}
+    return {"clips": clips, "seconds": seconds, "frames": clips * n, "camera": camera, **counts}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clips", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=40.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--camera", choices=CAMERAS, default="normal",
+                    help="record the clips as a worse camera would (same events and timing)")
     ap.add_argument("--models", nargs="+", default=[str(ROOT / "engine/weights/default.pt")])
     ap.add_argument("--workers", type=int, default=1, help="pfes convert --workers")
     ap.add_argument("--json", type=Path, help="write all results here")
@@ -141,10 +172,22 @@ def main(argv: list[str] | None = None) -> int:
     out: dict = {"command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
                  "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     t0 = time.monotonic()
-    if not (release / "CAS(ME)^2code_final.xlsx").is_file():
+    params = {"clips": args.clips, "seconds": args.seconds, "seed": args.seed,
+              "camera": args.camera}
+    made = release / "bench_params.json"
+    if (release / "CAS(ME)^2code_final.xlsx").is_file() and made.is_file():
+        old = json.loads(made.read_text())
+        if old != params:
+            print(f"bench_realpixels: {release} was rendered with {old}, not {params}; "
+                  "use another --work", file=sys.stderr)
+            return 2
+    else:
         shutil.rmtree(release, ignore_errors=True)
-        print(f"rendering {args.clips} clips of {args.seconds:.0f} s", flush=True)
-        out["release"] = make_release(release, args.clips, args.seconds, args.seed)
+        shutil.rmtree(data, ignore_errors=True)
+        print(f"rendering {args.clips} clips of {args.seconds:.0f} s ({args.camera} camera)",
+              flush=True)
+        out["release"] = make_release(release, args.clips, args.seconds, args.seed, args.camera)
+        made.write_text(json.dumps(params) + "\n")
     out["render_s"] = round(time.monotonic() - t0, 1)
     t1 = time.monotonic()
     subprocess.run([*pfes, "convert", "casme2", str(release), "--out", str(data), "--quiet",

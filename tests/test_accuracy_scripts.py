@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -89,3 +91,70 @@ def test_realpixel_clip_events_are_separate_and_in_range():
             assert (e.kind == "eye_close") == (typ == "blink")
             last = e.offset
     assert kinds == {"macro", "micro", "blink"}
+
+
+def test_realpixel_cameras_keep_the_picture_and_change_what_they_say():
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from bench_realpixels import CAMERAS, camera_view
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (36, 64, 3), dtype=np.uint8)
+    assert camera_view(frame, "normal", rng) is frame
+    small = camera_view(frame, "small", rng)
+    assert small.shape == (18, 32, 3) and abs(small.mean() - frame.mean()) < 3
+    dim = camera_view(frame, "dim", rng)
+    assert dim.dtype == np.uint8 and abs(dim.mean() - 0.35 * frame.mean()) < 2
+    assert dim.astype(float).std() > 0.3 * frame.std()  # noisy, not just scaled
+    assert np.array_equal(camera_view(frame, "mirror", rng)[:, ::-1], frame)
+    assert set(CAMERAS) == {"normal", "small", "dim", "mirror"}
+    with pytest.raises(ValueError, match="unknown camera"):
+        camera_view(frame, "fisheye", rng)
+
+
+def test_realpixels_refuses_a_work_folder_rendered_otherwise(tmp_path):
+    rel = tmp_path / "release"
+    rel.mkdir()
+    (rel / "CAS(ME)^2code_final.xlsx").write_bytes(b"")
+    (rel / "bench_params.json").write_text(json.dumps(
+        {"clips": 8, "seconds": 40.0, "seed": 0, "camera": "normal"}))
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_realpixels.py"),
+                        "--work", str(tmp_path), "--camera", "dim"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "use another --work" in r.stderr
+    assert (rel / "CAS(ME)^2code_final.xlsx").exists()  # nothing was deleted
+
+
+def _candidate(path: Path, seed: int, sel_f1: float) -> str:
+    from engine.checkpoint import save_checkpoint
+    from engine.model import ModelConfig, PfesNet
+
+    meta = {"training": {"config": {"seed": seed}, "val_result": {"overall": {"f1": sel_f1}}}}
+    save_checkpoint(path, PfesNet(ModelConfig(in_features=4, channels=8, proj_dim=8)), meta)
+    return str(path)
+
+
+def test_default_model_is_picked_by_the_mean_of_both_selection_scores(tmp_path):
+    from engine.checkpoint import load_checkpoint
+
+    a = _candidate(tmp_path / "seed0.pt", 0, 0.84)  # better on synthetic selection subjects
+    b = _candidate(tmp_path / "seed1.pt", 1, 0.82)  # better on real pixels, and on the mean
+    rp = tmp_path / "rp.json"
+    rp.write_text(json.dumps({"release": {"clips": 8}, "results": {a: _eval(0.73), b: _eval(0.87)}}))
+    out = tmp_path / "default.pt"
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "pick_default_model.py"),
+                        "--realpixels", str(rp), "--out", str(out), a, b],
+                       capture_output=True, text=True, check=True)
+    assert "seed1.pt" in r.stdout.splitlines()[2] and "<- chosen" in r.stdout.splitlines()[2]
+    bundle = load_checkpoint(out).meta["bundle"]
+    assert bundle["chosen_seed"] == 1
+    assert [c["score"] for c in bundle["candidates"]] == [0.785, 0.845]
+    assert bundle["realpixel_set"]["release"] == {"clips": 8}
+    # a candidate the real-pixel run never scored is an error, not a silent pick
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "pick_default_model.py"),
+                        "--realpixels", str(rp), "--out", str(tmp_path / "x.pt"), a,
+                        str(tmp_path / "other.pt")], capture_output=True, text=True)
+    assert r.returncode == 2 and "has no result" in r.stderr and not (tmp_path / "x.pt").exists()

@@ -71,3 +71,15 @@ def test_bundled_default_model_loads_with_its_metadata():
     assert ck.meta["provenance"]["data"]["synth"]["seed"] == 101
     subjects = int(re.search(r"--subjects (\d+)", script).group(1))
     assert ck.meta["provenance"]["data"]["synth"]["subjects"] == subjects == 144
+    # the generator options of the script's config file (the tracker's blink drag)
+    import json
+
+    root = Path(__file__).resolve().parents[1]
+    options = json.loads((root / "scripts" / "default_model_synth.json").read_text())
+    synth_cfg = ck.meta["provenance"]["data"]["synth"]["config"]
+    assert options and all(synth_cfg[k] == v for k, v in options.items())
+    # and the script's choice among its seeds is recorded
+    seeds = re.search(r'SEEDS=\$\{SEEDS:-"([\d ]+)"\}', script).group(1).split()
+    bundle = ck.meta["bundle"]
+    assert str(bundle["chosen_seed"]) in seeds == [str(c["seed"]) for c in bundle["candidates"]]
+    assert ck.meta["training"]["config"]["seed"] == bundle["chosen_seed"]
