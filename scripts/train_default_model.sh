@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Rebuild the bundled model engine/weights/default.pt from scratch on the CPU (about 25 min on
-# 2 cores; see benchmarks/RESULTS.md, "Choosing the bundled model", for the measured run):
+# Rebuild the bundled model engine/weights/default.pt from scratch on the CPU (21 min 46 s on
+# the 2-core VM, 2026-11-27; benchmarks/RESULTS.md, "The bundled model", has the run):
 #
 # 1. a synthetic training set: seed 101, 144 subjects x 3 videos (~530 min of video), with the
 #    tracker's blink drag (scripts/default_model_synth.json: MediaPipe drags the forehead and
