@@ -39,7 +39,15 @@ COMMANDS: dict[str, str] = {
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that exits with code 2 and a one-line message (its default, made explicit)."""
+    """argparse that exits with code 2 and a one-line message (its default, made explicit).
+
+    Options must be spelled out: with argparse's prefix matching, ``pfes synth --quiet`` would
+    silently mean ``--quiet-distractors`` (a dataset without blinks, jitter or head motion).
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)

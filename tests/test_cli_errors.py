@@ -223,6 +223,13 @@ def test_synth_zero_subjects(capsys, tmp_path):
     _fails(capsys, ["synth", "--out", str(tmp_path / "s"), "--subjects", "0"], 2, "subjects")
 
 
+def test_abbreviated_options_are_refused(capsys, tmp_path):
+    """``--quiet`` must not silently become ``pfes synth --quiet-distractors``."""
+    _usage_error(capsys, ["synth", "--out", str(tmp_path / "s"), "--quiet"],
+                 "unrecognized arguments: --quiet")
+    assert not (tmp_path / "s").exists()
+
+
 def test_export_corrupt_model(capsys, tmp_path, corrupt_model):
     _fails(capsys, ["export", "--format", "onnx", "--model", corrupt_model,
                     "--out", str(tmp_path / "m.onnx")], 4, "not a readable pfes checkpoint")
