@@ -42,6 +42,7 @@ from stream.frames import Source
 from stream.pipeline_metrics import Metrics
 from stream.pipeline_worker import EndItem, SourceWorker, TickItem, set_openblas_threads
 from stream.publish import NullPublisher, Publisher
+from stream.quality import NOISY_IOD, WINDOW_FRAMES, brow_jitter
 from stream.ringbuffer import FeatureRing
 
 __all__ = ["PipelineConfig", "Pipeline", "PipelineReport"]
@@ -240,6 +241,7 @@ class Pipeline:
             "source_dropped": c.source_dropped,
             "queue_dropped": c.queue_dropped,
             "events": c.events,
+            "tracking_noise_iod": c.tracking_noise,
             "error": c.error,
         }
 
@@ -376,9 +378,10 @@ class Pipeline:
     def _end_track(self, src: int, tid: int, trig_frame: int, trig_arrival: float) -> None:
         """Flush a track's pending outputs and open instance; free its slot."""
         key = (src, tid)
-        st = self._tracks.pop(key, None)
-        if st is None:
+        if key not in self._tracks:
             return
+        self._measure_noise([key])
+        st = self._tracks.pop(key)
         times = {"detector": 0.0, "publish": 0.0}
         if self._delay:
             res = self.engine.flush(st.slot)
@@ -406,7 +409,29 @@ class Pipeline:
             self._errors[src.name] = item.error
         self._ended.add(item.source)
 
+    def _measure_noise(self, keys) -> None:
+        """Each stream's tracking noise: the largest brow jitter of the given tracks."""
+        worst: dict[int, float] = {}
+        for key in keys:
+            feat, valid, _ = self._tracks[key].ring.last(WINDOW_FRAMES)
+            j = brow_jitter(feat, valid)
+            if j is not None:
+                worst[key[0]] = max(j, worst.get(key[0], 0.0))
+        for src, j in worst.items():
+            name = self.sources[src].name
+            c = self.metrics.stream(name)
+            was = c.tracking_noise is not None and c.tracking_noise > NOISY_IOD
+            c.tracking_noise = j
+            if (j > NOISY_IOD) != was:  # say so once per change, not every heartbeat
+                if j > NOISY_IOD:
+                    log.warning("%s: noisy face tracking (brow jitter %.4f IOD > %s): poor "
+                                "light or a small face? micro-expression events are unreliable",
+                                name, j, NOISY_IOD)
+                else:
+                    log.warning("%s: face tracking steady again (brow jitter %.4f IOD)", name, j)
+
     def _heartbeat(self) -> None:
+        self._measure_noise(list(self._tracks))
         now = time.time()
         for s in self.sources:
             body = {"schema": STATUS_SCHEMA, "stream": s.name, "time": round(now, 3)}

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from stream.quality import NOISY_IOD
+
 __all__ = ["STAGES", "Metrics", "StreamCounters", "percentiles"]
 
 STAGES = ("decode", "landmarks", "features", "engine", "detector", "publish")
@@ -44,6 +46,7 @@ class StreamCounters:
     source_dropped: int = 0
     queue_dropped: int = 0
     events: int = 0
+    tracking_noise: float | None = None  # latest stream.quality.brow_jitter of its tracks
     ended: bool = False
     error: str = ""
     _times: deque = field(default_factory=lambda: deque(maxlen=256))
@@ -127,6 +130,9 @@ class Metrics:
             "face_present": c.faces > 0,
             "tracks": c.tracks,
             "events": c.events,
+            "tracking_noise_iod": (None if c.tracking_noise is None
+                                   else round(c.tracking_noise, 5)),
+            "tracking_noisy": c.tracking_noise is not None and c.tracking_noise > NOISY_IOD,
             "ended": c.ended,
             "latency_ms": lat,
         }

@@ -42,8 +42,16 @@ def _line(kind: str, body: dict) -> str:
         return (f"[status] {body.get('stream')} fps {body.get('fps', 0):.1f} frames "
                 f"{body.get('frames', 0)} dropped {body.get('dropped', 0)} faces "
                 f"{body.get('faces', 0)} events {body.get('events', 0)} "
-                f"connected {body.get('connected')} compute p50 {lat.get('p50', 0):.1f} ms")
+                f"connected {body.get('connected')} compute p50 {lat.get('p50', 0):.1f} ms"
+                + _noise(body))
     return f"[{kind}] {json.dumps(body, separators=(',', ':'))}"
+
+
+def _noise(body: dict) -> str:
+    noise = body.get("tracking_noise_iod")
+    if noise is None:
+        return ""
+    return f" tracking noise {noise:.4f}" + (" (NOISY)" if body.get("tracking_noisy") else "")
 
 
 def main(args: argparse.Namespace) -> int:
