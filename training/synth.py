@@ -30,6 +30,7 @@ import numpy as np
 
 from pfes.errors import InputError
 from training.synth_aus import AU_NAMES, TRACKER_GAIN, au_basis
+from stream.regions import REGIONS
 from training.synth_config import SynthConfig
 from training.synth_distractors import Distractors, add_distractors, place_span, shape_noise
 from training.synth_face import (
@@ -110,6 +111,9 @@ def blink_drag() -> np.ndarray:
     close (``scripts/measure_blink_drag.py``); used when ``SynthConfig.tracker_blink_drag``."""
     return np.load(Path(__file__).resolve().parent / "assets" / "blink_drag.npy").astype(
         np.float32)
+
+
+_BROW_REGIONS = tuple(list(v) for k, v in REGIONS.items() if k.startswith("brow_"))
 
 
 def _rng(seed: Any) -> np.random.Generator:
@@ -234,6 +238,11 @@ def generate_video(seed: Any = 0, config: SynthConfig | None = None, *,
         noise += _jitter(rng, (n, 1, 3), tau, 1.0) * np.float32(sd * np.sqrt(0.15))
         noise[..., 2] *= np.float32(1.5)  # the tracker's depth is noisier than x, y
         px += noise
+        if cfg.tracker_brow_jitter_iod[1] > 0:  # drawn only when on (default stays identical)
+            k = rng.uniform(*cfg.tracker_brow_jitter_iod)
+            for ids in _BROW_REGIONS:
+                piece = _jitter(rng, (n, 1, 2), tau, cf) * np.float32(k)
+                px[:, ids, :2] += piece * scale[:, None, None].astype(np.float32)
         guard = [(lo - 2, hi + 2) for lo, hi in busy]  # keep labelled instances clean
         for _ in range(int(rng.poisson(rng.uniform(*cfg.glitches_per_min) * minutes))):
             span = place_span(rng, int(rng.integers(1, 4)), free_spans(n, guard + glitches, 1))

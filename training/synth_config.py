@@ -71,6 +71,10 @@ class SynthConfig:
     # face contour and nose when the eyes close (training/assets/blink_drag.npy, measured by
     # scripts/measure_blink_drag.py on real pixels); (0, 0), the default, leaves it out
     tracker_blink_drag: Range = (0.0, 0.0)
+    # per video, the sd (IOD, per frame) of extra tracker noise shared by the landmarks of each
+    # brow region (MediaPipe's brows jitter as a piece, about three times as much in dim light);
+    # (0, 0), the default, leaves it out
+    tracker_brow_jitter_iod: Range = (0.0, 0.0)
     relax_mouth: bool = True
     distractors: bool = True
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -131,6 +135,8 @@ class SynthConfig:
             (0.0 <= self.jitter_corr_frac <= 1.0, "jitter_corr_frac must be in [0, 1]"),
             (self.tracker_gain_mix[1] <= 1.0, "tracker_gain_mix must lie in [0, 1]"),
             (self.tracker_blink_drag[1] <= 3.0, "tracker_blink_drag must lie in [0, 3]"),
+            (self.tracker_brow_jitter_iod[1] <= 0.05,
+             "tracker_brow_jitter_iod must lie in [0, 0.05]"),
             (self.jitter_corr_frames > 0, "jitter_corr_frames must be > 0"),
             (self.dropout_frames[0] >= 1 and all(isinstance(x, int) for x in self.dropout_frames),
              "dropout_frames must be integers >= 1"),
