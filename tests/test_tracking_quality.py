@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -19,6 +21,7 @@ from stream.regions import REGIONS
 from training.synth import SynthConfig, generate_video
 
 FPS = 30.0
+ROOT = Path(__file__).resolve().parents[1]
 BROWS = [k for k in REGIONS if k.startswith("brow_")]
 
 
@@ -36,15 +39,19 @@ def _jittery_brows(lm: np.ndarray, sd_iod: float, seed: int = 1) -> np.ndarray:
 def test_quiet_tracks_are_below_the_threshold_and_jittery_brows_above():
     lm, valid = make_landmarks(300, [(100, 110, 120, 0.08)], seed=0)
     quiet = brow_jitter(*extract_features(lm, valid, FPS))
-    noisy = brow_jitter(*extract_features(_jittery_brows(lm, 0.008), valid, FPS))
+    noisy = brow_jitter(*extract_features(_jittery_brows(lm, 0.012), valid, FPS))
     assert quiet is not None and noisy is not None
     assert quiet < NOISY_IOD < noisy
 
 
 def test_the_synthetic_training_data_is_below_the_threshold():
-    """The threshold sits above the jitter the bundled model was trained on."""
+    """The threshold sits above the jitter the bundled model was trained on (its data options,
+    at the top of their brow-jitter range)."""
+    options = json.loads((ROOT / "scripts" / "default_model_synth.json").read_text())
+    top = options["tracker_brow_jitter_iod"][1]
+    options["tracker_brow_jitter_iod"] = [top, top]
     for seed in range(4):
-        v = generate_video(seed, SynthConfig(video_length_s=(30.0, 30.0)))
+        v = generate_video(seed, SynthConfig.from_dict({**options, "video_length_s": [30, 30]}))
         j = brow_jitter(*extract_features(v.landmarks, v.valid, v.fps))
         assert j is not None and j < NOISY_IOD, (seed, j)
 
@@ -61,7 +68,7 @@ def test_too_few_frames_or_foreign_features_give_no_measurement():
 
 def test_pipeline_reports_the_noise_in_its_heartbeat_and_summary(caplog):
     lm, valid = make_landmarks(200, [], seed=0)
-    lm = _jittery_brows(lm, 0.01)
+    lm = _jittery_brows(lm, 0.015)
     net = small_net(FeatureExtractor(FPS).n_features)
     sent = []
 

@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from pfes.errors import InputError
-from training.synth_aus import AU_NAMES, TRACKER_GAIN, au_basis
 from stream.regions import REGIONS
+from training.synth_aus import AU_NAMES, TRACKER_GAIN, au_basis
 from training.synth_config import SynthConfig
 from training.synth_distractors import Distractors, add_distractors, place_span, shape_noise
 from training.synth_face import (
