@@ -1,27 +1,30 @@
 #!/usr/bin/env bash
-# Rebuild the bundled model engine/weights/default.pt from scratch on the CPU (21 min 46 s on
-# the 2-core VM, 2026-11-27; benchmarks/RESULTS.md, "The bundled model", has the run):
+# Rebuild the bundled model engine/weights/default.pt from scratch on the CPU (about 22 min on
+# the 2-core VM; benchmarks/RESULTS.md, "The bundled model", has the runs):
 #
-# 1. a synthetic training set: seed 101, 144 subjects x 3 videos (~530 min of video), with the
-#    tracker's blink drag (scripts/default_model_synth.json: MediaPipe drags the forehead and
-#    face contour when the eyes close on real pixels; without it the model calls most real
-#    blinks micro-expressions);
+# 1. a synthetic training set: seed 101, 144 subjects x 3 videos (~530 min of video), with two
+#    things MediaPipe does on real pixels (scripts/default_model_synth.json): it drags the
+#    forehead and face contour when the eyes close, and its brow landmarks jitter as pieces
+#    (three times as much in dim light); without them the model calls real blinks and dim-light
+#    jitter micro-expressions;
 # 2. point-supervised training with hard windows around the points (and hard negatives), nested
 #    selection of the epoch and thresholds on 20 % of those subjects; two training seeds side by
-#    side, one torch thread each;
+#    side, one thread each;
 # 3. a real-pixel selection set (benchmarks/bench_realpixels.py --seed 2: warped-photo clips
 #    through MediaPipe, never used for reporting) scores both;
 # 4. scripts/pick_default_model.py keeps the seed with the best mean of the synthetic selection
 #    F1 and the real-pixel selection F1, and records the choice in the checkpoint ("bundle").
 #
-# Why this recipe: among the point-supervised recipes of benchmarks/bench_accuracy.py, hard
-# windows had the best mean selection F1 over three seeds; the blink drag raised the four-seed
-# mean on two real-pixel sets from 0.770 / 0.719 to 0.847 / 0.764, level on the synthetic sets;
-# training seeds differ by up to 0.19 on real pixels, which the synthetic selection F1 does not
-# predict, hence step 3.
+# Why: among the point-supervised recipes of benchmarks/bench_accuracy.py, hard windows had the
+# best mean selection F1 over three seeds; the tracker properties raised the real-pixel F1 of
+# every seed tried; training seeds differ by up to 0.19 on real pixels, which the synthetic
+# selection F1 does not predict, hence step 3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${DATA:-/tmp/pfes-default-train-144-drag}
+# one BLAS / OpenMP thread everywhere: with more, float32 sums round differently (1e-5 px in the
+# generated landmarks), and training turns that into a different model
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 PFES_TORCH_THREADS=1
+DATA=${DATA:-/tmp/pfes-default-train-144}
 WORK=${WORK:-/tmp/pfes-default-work}
 PY=${PY:-.venv/bin/python}
 SEEDS=${SEEDS:-"0 1"}
@@ -35,7 +38,7 @@ cands=()
 for s in $SEEDS; do
   cands+=("$WORK/seed$s.pt")
   echo "training seed $s (log: $WORK/seed$s.log)"
-  PFES_TORCH_THREADS=1 OMP_NUM_THREADS=1 "$PY" -m pfes train --data "$DATA" \
+  "$PY" -m pfes train --data "$DATA" \
     --out "$WORK/seed$s.pt" --supervision hard --epochs 40 --seed "$s" >"$WORK/seed$s.log" 2>&1 &
   pids+=($!)
 done
