@@ -30,6 +30,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from engine.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from pfes.errors import PfesError  # noqa: E402
 
 RULE = ("best mean of the synthetic selection F1 and the overall F1 on the real-pixel "
         "selection set (bench_realpixels.py --seed 2); ties: first candidate")
@@ -52,23 +53,27 @@ def main(argv: list[str] | None = None) -> int:
         if c not in results:
             print(f"pick_default_model: {c} has no result in {a.realpixels}", file=sys.stderr)
             return 2
-        ck = load_checkpoint(c)
+        try:
+            ck = load_checkpoint(c)
+        except PfesError as e:
+            print(f"pick_default_model: {e}", file=sys.stderr)
+            return 2
         sel = float(ck.meta["training"]["val_result"]["overall"]["f1"])
         real = float(results[c]["overall"]["f1"])
         rows.append({"candidate": Path(c).name, "seed": ck.meta["training"]["config"]["seed"],
                      "selection_f1": round(sel, 4), "realpixel_selection_f1": round(real, 4),
-                     "score": round((sel + real) / 2, 4), "path": c})
+                     "score": round((sel + real) / 2, 4), "ckpt": ck})
     best = max(rows, key=lambda r: r["score"])  # max keeps the first of equal scores
     print("candidate          seed  selection F1  real-pixel F1  mean")
     for r in rows:
         mark = "  <- chosen" if r is best else ""
         print(f"{r['candidate']:<18} {r['seed']:>4}  {r['selection_f1']:12.3f}  "
               f"{r['realpixel_selection_f1']:13.3f}  {r['score']:.3f}{mark}")
-    ck = load_checkpoint(best["path"])
+    ck = best["ckpt"]
     meta = dict(ck.meta)
     meta["bundle"] = {
         "rule": RULE,
-        "candidates": [{k: v for k, v in r.items() if k != "path"} for r in rows],
+        "candidates": [{k: v for k, v in r.items() if k != "ckpt"} for r in rows],
         "chosen_seed": best["seed"],
         "realpixel_set": {k: rp.get(k) for k in ("release", "command")},
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -42,7 +42,7 @@ from stream.frames import Source
 from stream.pipeline_metrics import Metrics
 from stream.pipeline_worker import EndItem, SourceWorker, TickItem, set_openblas_threads
 from stream.publish import NullPublisher, Publisher
-from stream.quality import NOISY_IOD, WINDOW_FRAMES, brow_jitter
+from stream.quality import WINDOW_FRAMES, brow_jitter, is_noisy, noisy_warning
 from stream.ringbuffer import FeatureRing
 
 __all__ = ["PipelineConfig", "Pipeline", "PipelineReport"]
@@ -420,13 +420,11 @@ class Pipeline:
         for src, j in worst.items():
             name = self.sources[src].name
             c = self.metrics.stream(name)
-            was = c.tracking_noise is not None and c.tracking_noise > NOISY_IOD
+            was = is_noisy(c.tracking_noise)
             c.tracking_noise = j
-            if (j > NOISY_IOD) != was:  # say so once per change, not every heartbeat
-                if j > NOISY_IOD:
-                    log.warning("%s: noisy face tracking (brow jitter %.4f IOD > %s): poor "
-                                "light or a small face? micro-expression events are unreliable",
-                                name, j, NOISY_IOD)
+            if is_noisy(j) != was:  # say so once per change, not every heartbeat
+                if is_noisy(j):
+                    log.warning("%s: %s", name, noisy_warning(j))
                 else:
                     log.warning("%s: face tracking steady again (brow jitter %.4f IOD)", name, j)
 

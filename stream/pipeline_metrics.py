@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stream.quality import NOISY_IOD
+from stream.quality import is_noisy
 
 __all__ = ["STAGES", "Metrics", "StreamCounters", "percentiles"]
 
@@ -132,7 +132,7 @@ class Metrics:
             "events": c.events,
             "tracking_noise_iod": (None if c.tracking_noise is None
                                    else round(c.tracking_noise, 5)),
-            "tracking_noisy": c.tracking_noise is not None and c.tracking_noise > NOISY_IOD,
+            "tracking_noisy": is_noisy(c.tracking_noise),
             "ended": c.ended,
             "latency_ms": lat,
         }

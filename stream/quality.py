@@ -26,7 +26,7 @@ import numpy as np
 
 from stream.features import feature_names
 
-__all__ = ["NOISY_IOD", "MIN_FRAMES", "WINDOW_FRAMES", "brow_jitter"]
+__all__ = ["NOISY_IOD", "MIN_FRAMES", "WINDOW_FRAMES", "brow_jitter", "is_noisy", "noisy_warning"]
 
 NOISY_IOD = 0.011
 MIN_FRAMES = 60  # valid frames needed for a measurement (2 s at 30 fps)
@@ -47,3 +47,14 @@ def brow_jitter(feat: np.ndarray, valid: np.ndarray) -> float | None:
     if len(rows) < MIN_FRAMES:
         return None
     return float(np.median(np.abs(rows[:, _BROW]).mean(axis=1)))
+
+
+def is_noisy(jitter: float | None) -> bool:
+    """Whether a ``brow_jitter`` measurement (None: not measured yet) is above ``NOISY_IOD``."""
+    return jitter is not None and jitter > NOISY_IOD
+
+
+def noisy_warning(jitter: float) -> str:
+    """The warning for a stream whose tracking is too noisy (the caller names the stream)."""
+    return (f"noisy face tracking (brow jitter {jitter:.4f} IOD, above {NOISY_IOD}: poor "
+            "light or a small face?); micro-expression events are unreliable")

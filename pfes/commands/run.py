@@ -103,7 +103,7 @@ def _match_truth(events: list, truth: list[dict]) -> dict:
 
 def _summary(report: Any, names: list[str], truth: list[dict] | None, stats: bool, out) -> None:
     from stream.pipeline_metrics import STAGES
-    from stream.quality import NOISY_IOD
+    from stream.quality import is_noisy, noisy_warning
 
     print("", file=out)
     for name in names:
@@ -114,10 +114,8 @@ def _summary(report: Any, names: list[str], truth: list[dict] | None, stats: boo
         if s["frames"] and not s["frames_with_face"]:
             print(f"{name}: no face found ({s['frames']} frames): no events", file=out)
         noise = s.get("tracking_noise_iod")
-        if noise is not None and noise > NOISY_IOD:
-            print(f"{name}: warning: noisy face tracking (brow jitter {noise:.4f} IOD, above "
-                  f"{NOISY_IOD}: poor light or a small face?); micro-expression events are "
-                  "unreliable", file=out)
+        if is_noisy(noise):
+            print(f"{name}: warning: {noisy_warning(noise)}", file=out)
     if truth is not None:
         evs = [e for e in report.events if e.stream == names[0]]
         m = _match_truth(evs, truth)
