@@ -20,6 +20,13 @@ run per track:
   or at the closing frame (``classify_at``): micro when it is no longer than the micro limit
   and the micro sigmoid reaches ``micro_prob_threshold`` (each class thresholded on its own,
   as the reference's proposals are), macro otherwise;
+* optionally (``instance_classifier``, fitted on selection subjects by
+  ``calibration.instance_classifier``), a run no longer than the micro limit is classified by a
+  logistic model over the whole run instead (:data:`INSTANCE_FEATURES`: the two apex
+  sigmoids, the run's duration, its mean intensity and the apex sigmoids over the run): micro
+  when its probability reaches ``instance_threshold``. The apex branch alone hardly tells a
+  micro-expression from a short macro-expression (both peak briefly); how long the run lasts
+  and how high the intensity stays over it do;
 * its score is the causal version of the outer-inner contrast: mean intensity inside the run
   minus mean intensity in a band before the onset (``band_ratio`` x duration), plus 0.2 x the
   chosen class probability.
@@ -42,9 +49,14 @@ import numpy as np
 
 from pfes.errors import InputError
 
-__all__ = ["DetectorConfig", "Instance", "PeakDetector", "detect", "reshape"]
+__all__ = ["DetectorConfig", "Instance", "PeakDetector", "detect", "reshape", "INSTANCE_FEATURES",
+           "instance_features", "temper"]
 
 MACRO, MICRO = "macro", "micro"
+
+#: inputs of the optional instance classifier, in order (probabilities after temperature)
+INSTANCE_FEATURES = ("p_micro", "p_macro", "duration_s", "mean_intensity", "max_p_micro",
+                     "mean_p_micro", "mean_p_macro")
 
 
 @dataclass(frozen=True)
@@ -67,14 +79,26 @@ class DetectorConfig:
     pad_to_s: float = 0.0  # shorter instances are widened around the apex to this length
     offset_extend: float = 0.0  # macro offsets move this fraction of the run length later
     apex_temperature: tuple[float, float] = (1.0, 1.0)  # macro, micro (calibration/temperature)
+    # logistic model for runs no longer than the micro limit: one weight per INSTANCE_FEATURES
+    # entry, then the bias; () = off (the apex branch decides, as above)
+    instance_classifier: tuple[float, ...] = ()
+    instance_threshold: float = 0.5  # micro when the instance classifier's probability >= this
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "apex_temperature", tuple(float(t) for t in self.apex_temperature))
         if len(self.apex_temperature) != 2 or min(self.apex_temperature) <= 0:
             raise InputError("apex_temperature must be two positive numbers")
+        try:
+            ic = tuple(float(w) for w in self.instance_classifier)
+        except (TypeError, ValueError) as e:
+            raise InputError(f"instance_classifier must be numbers: {e}") from e
+        object.__setattr__(self, "instance_classifier", ic)
+        if ic and (len(ic) != len(INSTANCE_FEATURES) + 1 or not all(math.isfinite(w) for w in ic)):
+            raise InputError(f"instance_classifier needs {len(INSTANCE_FEATURES) + 1} finite numbers "
+                             f"(weights of {', '.join(INSTANCE_FEATURES)}, then the bias), got {len(ic)}")
         for name in ("open_threshold", "close_threshold", "min_duration_s", "micro_max_duration_s",
                      "macro_max_duration_s", "micro_prob_threshold", "band_ratio", "min_score",
-                     "merge_gap_s", "pad_to_s", "offset_extend"):
+                     "merge_gap_s", "pad_to_s", "offset_extend", "instance_threshold"):
             if not isinstance(getattr(self, name), (int, float)) or isinstance(getattr(self, name), bool):
                 raise InputError(f"detector {name} must be a number, got {getattr(self, name)!r}")
         if not 0.0 <= self.close_threshold <= self.open_threshold <= 1.0:
@@ -85,10 +109,13 @@ class DetectorConfig:
             raise InputError("detector merge_gap_s, pad_to_s and offset_extend must be >= 0")
         if self.classify_at not in ("apex", "close"):
             raise InputError("classify_at must be 'apex' or 'close'")
+        if not 0.0 <= self.instance_threshold <= 1.0:
+            raise InputError("instance_threshold must be in [0, 1]")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["apex_temperature"] = list(self.apex_temperature)
+        d["instance_classifier"] = list(self.instance_classifier)
         return d
 
     @classmethod
@@ -192,12 +219,7 @@ class PeakDetector:
 
     # -- internals ---------------------------------------------------------------------------
     def _temper(self, p: float, c: int) -> float:
-        """Temperature-scaled probability: sigmoid(logit(p) / T)."""
-        t = self.cfg.apex_temperature[c]
-        if t == 1.0:
-            return p
-        p = min(max(p, 1e-7), 1 - 1e-7)
-        return 1.0 / (1.0 + math.exp(-math.log(p / (1 - p)) / t))
+        return temper(p, self.cfg.apex_temperature[c])
 
     def _close(self, close_frame: int, close_p: tuple[float, float] | None) -> list[Instance]:
         run_a, run_p, start, too_long = self._run_a, self._run_p, self._run_start, self._too_long
@@ -219,7 +241,13 @@ class PeakDetector:
             pm, pu = close_p
         else:
             pm, pu = run_p[k]
-        if n <= self._micro_max and pu >= self.cfg.micro_prob_threshold and (
+        w = self.cfg.instance_classifier
+        if w and n <= self._micro_max:
+            f = instance_features(arr, np.asarray(run_p, dtype=np.float64), pm, pu, self.fps)
+            z = float(np.dot(w[:-1], f)) + w[-1]
+            q = 1.0 / (1.0 + math.exp(-min(max(z, -60.0), 60.0)))
+            kind, prob = (MICRO, q) if q >= self.cfg.instance_threshold else (MACRO, 1.0 - q)
+        elif n <= self._micro_max and pu >= self.cfg.micro_prob_threshold and (
             pu > pm or not self.cfg.micro_over_macro
         ):
             kind, prob = MICRO, pu
@@ -241,6 +269,24 @@ class PeakDetector:
             closed_frame=close_frame,
         )
         return [reshape(raw, self._pad_to, self.cfg.offset_extend)]
+
+
+def temper(p: float, t: float) -> float:
+    """Temperature-scaled probability: sigmoid(logit(p) / t)."""
+    if t == 1.0:
+        return p
+    p = min(max(p, 1e-7), 1 - 1e-7)
+    return 1.0 / (1.0 + math.exp(-math.log(p / (1 - p)) / t))
+
+
+def instance_features(run_intensity: np.ndarray, run_apex: np.ndarray, p_macro: float,
+                      p_micro: float, fps: float) -> np.ndarray:
+    """The :data:`INSTANCE_FEATURES` of one run: its intensities (n,), its tempered apex
+    sigmoids (n, 2) and the two sigmoids the detector classifies from (apex or closing frame)."""
+    a = np.asarray(run_intensity, dtype=np.float64)
+    p = np.asarray(run_apex, dtype=np.float64).reshape(-1, 2)
+    return np.array([p_micro, p_macro, a.shape[0] / fps, a.mean(), p[:, 1].max(), p[:, 1].mean(),
+                     p[:, 0].mean()])
 
 
 def reshape(inst: Instance, pad_to_frames: int, offset_extend: float) -> Instance:

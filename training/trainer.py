@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from calibration.instance_classifier import fit_instance_classifier, summarize_instance_classifier
 from calibration.operating_point import FINAL_GRID, Curve, fit_operating_point
 from engine.detector import DetectorConfig
 from engine.model import ModelConfig, PfesNet
@@ -94,6 +95,10 @@ class TrainConfig:
     # exponential moving average of the weights over about this many epochs, used for selection
     # and saved (0 = off: the raw weights of the selected epoch)
     ema_epochs: float = 0.0
+    # after the final operating point, fit the detector's instance classifier (macro or micro
+    # for brief runs; calibration/instance_classifier.py) on the selection subjects, kept only
+    # if it raises their F1
+    instance_classifier: bool = True
     weights: LossWeights = field(default_factory=LossWeights)
     gim: GimConfig = field(default_factory=GimConfig)
 
@@ -156,6 +161,7 @@ class TrainResult:
     best_epoch: int
     val_result: dict
     history: list[dict]
+    instance_classifier: dict | None = None  # what fit_instance_classifier reported (None: off)
 
 
 def _labels(cfg: TrainConfig, v: TrainVideo, a: np.ndarray, g: np.ndarray, epoch: int,
@@ -347,6 +353,12 @@ def train(
     # the chosen weights get the final operating point: the wider grid (dip bridging, widening
     # of brief runs, macro offset extension) on the same selection subjects; its result is
     # never worse than best[4]
-    det, info = fit_operating_point(_val_curves(net, va), fps, grid=FINAL_GRID)
+    curves = _val_curves(net, va)
+    det, info = fit_operating_point(curves, fps, grid=FINAL_GRID)
+    ic = None
+    if cfg.instance_classifier:
+        det, ic_info = fit_instance_classifier(curves, fps, det)
+        info = {"result": ic_info["result"]}
+        ic = summarize_instance_classifier(ic_info)
     return TrainResult(net=net, detector=det, best_epoch=best[1], val_result=info["result"],
-                       history=history)
+                       history=history, instance_classifier=ic)

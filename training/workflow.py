@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from calibration.instance_classifier import fit_instance_classifier, summarize_instance_classifier
 from calibration.operating_point import FINAL_GRID, Curve, fit_operating_point
 from engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from engine.detector import DetectorConfig
@@ -121,6 +122,7 @@ def train_model(
             "inner_train_subjects": list(split.inner_train),
             "inner_val_subjects": list(split.inner_val),
             "val_result": res.val_result,
+            "instance_classifier": res.instance_classifier,
             "history": res.history,
         },
         "provenance": {
@@ -228,9 +230,13 @@ def calibrate_model(
     progress("fitting the detector's operating point")
     base = dataclasses.replace(detector_config_of(ckpt), apex_temperature=(temps[0], temps[1]))
     det, info = fit_operating_point(curves, fps, base=base, grid=FINAL_GRID)
+    progress("fitting the instance classifier (macro or micro for brief runs)")
+    det, ic_info = fit_instance_classifier(curves, fps, det)
+    info = {"result": ic_info["result"]}
     meta = dict(ckpt.meta)
     meta["detector"] = det.to_dict()
     meta["calibration"] = {"data": str(ds.root), "ece": ece, "result": info["result"],
+                           "instance_classifier": summarize_instance_classifier(ic_info),
                            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     save_checkpoint(out, ckpt.net, meta)
     return {"detector": det.to_dict(), "ece": ece, "result": info["result"]}

@@ -36,6 +36,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ema-epochs", type=float, default=0.0, metavar="E",
                    help="select and save an exponential moving average of the weights over "
                    "about E epochs (default 0: off)")
+    p.add_argument("--no-instance-classifier", action="store_true",
+                   help="classify brief runs by the apex branch alone (default: fit the "
+                   "detector's instance classifier on the selection subjects, kept if it raises "
+                   "their F1)")
     p.add_argument("--despike", type=float, default=0.0, metavar="IOD",
                    help="features: hold a region that jumps more than IOD inter-ocular "
                    "distances in one frame for up to 3 frames (a tracker-glitch filter; "
@@ -80,6 +84,7 @@ def main(args: argparse.Namespace) -> int:
                       gim_macro_scale=args.gim_macro_scale, gim_micro=args.gim_micro,
                       hard_negative_fraction=args.hard_negatives,
                       lookahead_frames=args.lookahead, ema_epochs=args.ema_epochs,
+                      instance_classifier=not args.no_instance_classifier,
                       channels=args.channels, seed=args.seed,
                       weights=LOSS_PRESETS[args.loss_weights])
     train_model(args.data, args.out, cfg, val_fraction=args.val_fraction,

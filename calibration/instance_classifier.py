@@ -1,0 +1,139 @@
+"""Fit the detector's optional instance classifier (macro or micro for a brief run).
+
+Why: the apex branch scores one frame, and at that frame a micro-expression and a short
+macro-expression look alike (both rise over a few frames); its two sigmoids barely separate
+them (on the bundled model's selection subjects the micro sigmoid of true micro-expressions
+and of short macro-expressions overlap almost entirely). What separates them is the whole run:
+how long the intensity stays up and how high. So, once the operating point is chosen, the runs
+it produces on the selection subjects train a small logistic model over
+``engine.detector.INSTANCE_FEATURES``; the detector then uses it for every run no longer than
+the micro limit. It is kept only if it raises the selection F1.
+
+Labels: a brief run is "micro" when, reshaped as a micro instance, it matches a labelled
+micro-expression (IoU >= 0.5), "macro" when, reshaped as a macro instance, it matches a
+labelled macro-expression; runs that match nothing are false alarms whatever their class and
+are left out of the fit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+from engine.detector import (INSTANCE_FEATURES, MACRO, MICRO, DetectorConfig, detect,
+                             instance_features, reshape, temper)
+from training.evaluate import iou
+
+__all__ = ["fit_instance_classifier", "fit_logistic", "summarize_instance_classifier",
+           "THRESHOLDS", "MIN_PER_CLASS"]
+
+#: probability thresholds tried for "micro" (the best selection F1 wins)
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
+#: fewer labelled brief runs of either class than this: no classifier
+MIN_PER_CLASS = 5
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 50) -> np.ndarray:
+    """L2-regularised logistic regression by Newton's method on standardised inputs.
+
+    x (n, d), y (n,) in {0, 1} -> d weights and a bias (d + 1,) for the *raw* inputs (the
+    standardisation is folded in). Deterministic.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    mu = x.mean(axis=0)
+    sd = x.std(axis=0)
+    sd[sd < 1e-9] = 1.0
+    z = np.c_[(x - mu) / sd, np.ones(len(x))]
+    w = np.zeros(z.shape[1])
+    reg = np.full(z.shape[1], l2 * len(x))
+    reg[-1] = 0.0  # no penalty on the bias
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-np.clip(z @ w, -60, 60)))
+        grad = z.T @ (p - y) + reg * w
+        hess = (z * (p * (1 - p))[:, None]).T @ z + np.diag(reg) + 1e-9 * np.eye(len(w))
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    weights = w[:-1] / sd
+    bias = w[-1] - float(np.sum(w[:-1] * mu / sd))
+    return np.r_[weights, bias]
+
+
+def _runs(curves: Sequence, det: DetectorConfig, fps: float):
+    """Raw runs (no widening, no offset extension) with their instance features."""
+    raw_cfg = dataclasses.replace(det, pad_to_s=0.0, offset_extend=0.0, instance_classifier=())
+    micro_max = int(round(det.micro_max_duration_s * fps))
+    tm, tu = det.apex_temperature
+    for c in curves:
+        for inst in detect(c.intensity, c.apex, c.valid, raw_cfg, fps):
+            if inst.length > micro_max:
+                continue
+            s, e = inst.onset, inst.offset + 1
+            ap = np.array([[temper(float(p[0]), tm), temper(float(p[1]), tu)] for p in c.apex[s:e]])
+            f = instance_features(np.asarray(c.intensity[s:e], dtype=np.float64), ap,
+                                  inst.macro_prob, inst.micro_prob, fps)
+            yield c, inst, f
+
+
+def fit_instance_classifier(
+    curves: Sequence, fps: float, det: DetectorConfig, thresholds: Sequence[float] = THRESHOLDS,
+) -> tuple[DetectorConfig, dict]:
+    """Fit the instance classifier for the operating point ``det`` on labelled ``curves``
+    (``calibration.operating_point.Curve``). Returns the config to use (``det`` unchanged when
+    the classifier does not raise overall F1, or there are too few labelled brief runs) and
+    ``{"used": bool, "result": MEGC dict of the returned config, "before": MEGC dict without the
+    classifier, "runs": {"micro": n, "macro": n, "unmatched": n}, "reason": str}``."""
+    from calibration.operating_point import score_operating_point
+
+    pad = int(round(det.pad_to_s * fps))
+    xs, ys = [], []
+    unmatched = 0
+    for c, inst, f in _runs(curves, det, fps):
+        label = None
+        for kind in (MICRO, MACRO):
+            r = reshape(dataclasses.replace(inst, kind=kind), pad, det.offset_extend)
+            if any(g.kind == kind and iou(r.onset, r.offset, g.onset, g.offset) >= 0.5 for g in c.truth):
+                label = 1 if kind == MICRO else 0
+                break
+        if label is None:
+            unmatched += 1
+            continue
+        xs.append(f)
+        ys.append(label)
+    y = np.asarray(ys)
+    runs = {"micro": int((y == 1).sum()), "macro": int((y == 0).sum()), "unmatched": unmatched}
+    plain = dataclasses.replace(det, instance_classifier=())
+    before = score_operating_point(curves, plain, fps)
+    info = {"used": False, "result": before, "before": before, "runs": runs,
+            "features": list(INSTANCE_FEATURES)}
+    if runs["micro"] < MIN_PER_CLASS or runs["macro"] < MIN_PER_CLASS:
+        info["reason"] = f"too few labelled brief runs ({runs['micro']} micro, {runs['macro']} macro)"
+        return plain, info
+    w = fit_logistic(np.asarray(xs), y)
+    best_key = (before["overall"]["f1"], before["micro"]["f1"])
+    best_cfg, best_res = plain, before
+    for thr in thresholds:
+        cfg = dataclasses.replace(det, instance_classifier=tuple(float(v) for v in w),
+                                  instance_threshold=float(thr))
+        res = score_operating_point(curves, cfg, fps)
+        key = (res["overall"]["f1"], res["micro"]["f1"])
+        if key > best_key:
+            best_key, best_cfg, best_res = key, cfg, res
+    info.update(used=bool(best_cfg.instance_classifier), result=best_res)
+    info["reason"] = ("raised the selection F1" if info["used"]
+                      else "did not raise the selection F1")
+    return best_cfg, info
+
+
+def summarize_instance_classifier(info: dict) -> dict:
+    """The short record a checkpoint keeps of a fit (selection F1 with and without it)."""
+    def f1s(res: dict) -> dict:
+        return {k: round(float(res[k]["f1"]), 4) for k in ("overall", "macro", "micro")}
+
+    return {"used": info["used"], "reason": info["reason"], "runs": info["runs"],
+            "features": info["features"], "f1_without": f1s(info["before"]),
+            "f1_with": f1s(info["result"])}

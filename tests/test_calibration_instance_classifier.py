@@ -1,0 +1,128 @@
+"""The detector's instance classifier: what it reads, how it is fitted, and that it is kept only
+when it helps."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from calibration.instance_classifier import (
+    fit_instance_classifier,
+    fit_logistic,
+    summarize_instance_classifier,
+)
+from calibration.operating_point import Curve, score_operating_point
+from engine.detector import INSTANCE_FEATURES, DetectorConfig, detect, instance_features
+from pfes.errors import InputError
+from training.evaluate import Interval
+
+FPS = 30.0
+
+
+def _curves(n_videos: int = 4, seed: int = 0) -> list[Curve]:
+    """Micro-expressions (8-12 frames, intensity 0.7) and short macro-expressions (14-16 frames,
+    intensity 1.0) with the *same* apex sigmoids: only the run tells them apart."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n_videos):
+        t = 1200
+        a = np.zeros(t, np.float32)
+        apex = np.tile(np.float32((0.7, 0.6)), (t, 1))
+        truth = []
+        s = 30
+        while s < t - 80:
+            if rng.random() < 0.5:
+                d, level, kind = int(rng.integers(8, 13)), 0.7, "micro"
+            else:
+                d, level, kind = int(rng.integers(14, 17)), 1.0, "macro"
+            a[s:s + d] = level
+            truth.append(Interval(s, s + d - 1, kind, apex=s + d // 2))
+            s += d + int(rng.integers(40, 70))
+        out.append(Curve(f"v{k}", a, apex, np.ones(t, bool), truth))
+    return out
+
+
+BASE = DetectorConfig(open_threshold=0.5, close_threshold=0.3, micro_prob_threshold=0.5)
+
+
+def test_logistic_fit_separates_and_is_deterministic():
+    rng = np.random.default_rng(1)
+    x = np.r_[rng.normal(0, 1, (50, 2)), rng.normal(3, 1, (50, 2))] * (1.0, 100.0)  # unequal scales
+    y = np.r_[np.zeros(50), np.ones(50)]
+    w = fit_logistic(x, y)
+    assert w.shape == (3,)
+    pred = (x @ w[:2] + w[2]) > 0
+    assert (pred == y).mean() > 0.9
+    assert np.array_equal(w, fit_logistic(x, y))
+
+
+def test_classifier_tells_micro_from_short_macro_where_the_apex_branch_cannot():
+    curves = _curves()
+    before = score_operating_point(curves, BASE, FPS)
+    assert before["macro"]["tp"] == 0  # every brief run is called micro: p_micro 0.6 >= 0.5
+    det, info = fit_instance_classifier(curves, FPS, BASE)
+    assert info["used"] and len(det.instance_classifier) == len(INSTANCE_FEATURES) + 1
+    assert info["runs"]["micro"] >= 5 and info["runs"]["macro"] >= 5
+    after = score_operating_point(curves, det, FPS)
+    assert after["overall"]["f1"] > before["overall"]["f1"] + 0.3
+    assert after == info["result"]
+    # and it carries over to videos it was not fitted on
+    held = _curves(2, seed=7)
+    assert (score_operating_point(held, det, FPS)["overall"]["f1"]
+            > score_operating_point(held, BASE, FPS)["overall"]["f1"] + 0.3)
+    rec = summarize_instance_classifier(info)
+    assert rec["used"] and rec["f1_with"]["overall"] > rec["f1_without"]["overall"]
+
+
+def test_classifier_not_kept_without_enough_brief_runs():
+    curves = _curves(1)
+    for c in curves:  # keep two instances only
+        c.truth = c.truth[:2]
+        cut = c.truth[-1].offset + 5
+        c.intensity[cut:] = 0.0
+    det, info = fit_instance_classifier(curves, FPS, BASE)
+    assert not info["used"] and det.instance_classifier == () and "too few" in info["reason"]
+
+
+def test_detector_uses_the_classifier_for_brief_runs_only():
+    a = np.zeros(200, np.float32)
+    a[20:30] = 0.9  # 10 frames: brief
+    a[80:140] = 0.9  # 60 frames: longer than the micro limit
+    apex = np.tile(np.float32((0.2, 0.9)), (200, 1))  # the apex branch says "micro" everywhere
+    # weights: only the mean intensity counts, and it says "macro" (logit 5 - 10 x 0.9 < 0)
+    w = [0.0] * len(INSTANCE_FEATURES) + [5.0]
+    w[INSTANCE_FEATURES.index("mean_intensity")] = -10.0
+    cfg = dataclasses.replace(BASE, instance_classifier=tuple(w))
+    insts = detect(a, apex, None, cfg, FPS)
+    assert [i.kind for i in insts] == ["macro", "macro"]
+    q = 1 / (1 + np.exp(-(5.0 - 9.0)))
+    assert insts[0].class_prob == pytest.approx(1 - q)  # brief run: the classifier's probability
+    assert insts[1].class_prob == pytest.approx(0.2)  # long run: the apex branch's macro sigmoid
+    w[-1] = 10.0  # now 10 - 9 > 0: micro
+    insts = detect(a, apex, None, dataclasses.replace(cfg, instance_classifier=tuple(w)), FPS)
+    assert [i.kind for i in insts] == ["micro", "macro"]
+    plain = detect(a, apex, None, BASE, FPS)
+    assert [i.kind for i in plain] == ["micro", "macro"]
+
+
+def test_instance_features_in_documented_order():
+    f = instance_features(np.array([0.5, 1.0]), np.array([[0.1, 0.2], [0.3, 0.6]]), 0.3, 0.6, 30.0)
+    assert f.tolist() == pytest.approx([0.6, 0.3, 2 / 30, 0.75, 0.6, 0.4, 0.2])
+
+
+def test_config_checks_and_round_trip():
+    w = tuple(float(i) for i in range(len(INSTANCE_FEATURES) + 1))
+    cfg = dataclasses.replace(BASE, instance_classifier=w, instance_threshold=0.4)
+    assert DetectorConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(InputError, match="instance_classifier"):
+        DetectorConfig(instance_classifier=(1.0, 2.0))
+    with pytest.raises(InputError, match="instance_classifier"):
+        DetectorConfig(instance_classifier=(float("nan"),) * (len(INSTANCE_FEATURES) + 1))
+    with pytest.raises(InputError, match="instance_threshold"):
+        DetectorConfig(instance_threshold=1.5)
+    # checkpoints written before the classifier existed load unchanged
+    old = BASE.to_dict()
+    del old["instance_classifier"], old["instance_threshold"]
+    assert DetectorConfig.from_dict(old) == BASE
