@@ -29,7 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
 
-    from calibration.instance_classifier import fit_instance_classifier, summarize_instance_classifier
+    from calibration.instance_classifier import (
+        fit_instance_classifier,
+        summarize_instance_classifier,
+    )
     from calibration.operating_point import Curve, score_operating_point
     from engine.checkpoint import load_checkpoint, save_checkpoint
     from pfes.errors import PfesError

@@ -22,8 +22,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from engine.detector import (INSTANCE_FEATURES, MACRO, MICRO, DetectorConfig, detect,
-                             instance_features, reshape, temper)
+from engine.detector import (
+    INSTANCE_FEATURES,
+    MACRO,
+    MICRO,
+    DetectorConfig,
+    detect,
+    instance_features,
+    reshape,
+    temper,
+)
 from training.evaluate import iou
 
 __all__ = ["fit_instance_classifier", "fit_logistic", "summarize_instance_classifier",
