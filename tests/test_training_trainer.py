@@ -48,6 +48,9 @@ def test_trainer_learns_toy_problem(supervision):
     assert res.val_result["overall"]["f1"] >= 0.6, res.history
     assert 5 <= res.best_epoch <= 13
     assert "val_f1" in res.history[-1]
+    ic = res.instance_classifier
+    assert ic is not None and ic["f1_with"]["overall"] == pytest.approx(res.val_result["overall"]["f1"], abs=1e-4)
+    assert bool(res.detector.instance_classifier) == ic["used"]
 
 
 def test_splits_never_mix_held_out_subjects():

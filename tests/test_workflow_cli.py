@@ -101,6 +101,15 @@ def test_train_eval_calibrate(tmp_path, data, one_thread, capsys):
     tr = first.meta["training"]
     assert tr["config"]["epochs"] == 3 and tr["config"]["channels"] == 16
     assert not set(tr["inner_train_subjects"]) & set(tr["inner_val_subjects"])
+    assert tr["config"]["instance_classifier"] is True
+    for ic in (tr["instance_classifier"], cal.meta["calibration"]["instance_classifier"]):
+        # fitted (or refused, with the reason) on the selection subjects; the stored operating
+        # point carries it exactly when it was kept
+        assert isinstance(ic["used"], bool) and ic["reason"]
+        assert set(ic["runs"]) == {"micro", "macro", "unmatched"}
+        assert ic["f1_with"]["overall"] >= ic["f1_without"]["overall"]
+    assert bool(DetectorConfig.from_dict(first.meta["detector"]).instance_classifier) == \
+        tr["instance_classifier"]["used"]
     assert cal.meta["calibration"]["data"] == str(data)
     det = DetectorConfig.from_dict(cal.meta["detector"])  # a valid operating point
     assert len(det.apex_temperature) == 2 and min(det.apex_temperature) > 0
