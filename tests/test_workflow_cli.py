@@ -71,7 +71,7 @@ def test_train_eval_calibrate(tmp_path, data, one_thread, capsys):
     assert main(["train", "--data", str(data), "--out", str(model), "--epochs", "3",
                  "--channels", "16"]) == 0
     err = capsys.readouterr().err
-    assert "epoch 3/3" in err and f"saved {model}" in err
+    assert "epoch 3/3" in err and f"saved {model}" in err and "instance classifier" in err
 
     assert main(["eval", "--data", str(data), "--model", str(model), "--json", str(js)]) == 0
     out = capsys.readouterr().out
@@ -84,7 +84,7 @@ def test_train_eval_calibrate(tmp_path, data, one_thread, capsys):
     assert main(["calibrate", "--data", str(data), "--model", str(model),
                  "--out", str(model2)]) == 0
     out = capsys.readouterr().out
-    assert f"wrote {model2}" in out and "detector:" in out
+    assert f"wrote {model2}" in out and "detector:" in out and "instance classifier:" in out
 
     first = load_checkpoint(model)
     cal = load_checkpoint(model2)

@@ -132,6 +132,11 @@ def train_model(
         },
     }
     save_checkpoint(out, res.net, meta)
+    ic = res.instance_classifier
+    if ic is not None:
+        progress(f"instance classifier {'kept' if ic['used'] else 'not kept'} ({ic['reason']}): "
+                 f"selection F1 {ic['f1_without']['overall']:.3f} without, "
+                 f"{ic['f1_with']['overall']:.3f} with")
     progress(f"saved {out} (best epoch {res.best_epoch + 1}, selection F1 "
              f"{res.val_result['overall']['f1']:.3f})")
     return res
@@ -239,4 +244,5 @@ def calibrate_model(
                            "instance_classifier": summarize_instance_classifier(ic_info),
                            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     save_checkpoint(out, ckpt.net, meta)
-    return {"detector": det.to_dict(), "ece": ece, "result": info["result"]}
+    return {"detector": det.to_dict(), "ece": ece, "result": info["result"],
+            "instance_classifier": meta["calibration"]["instance_classifier"]}

@@ -30,6 +30,9 @@ def main(args: argparse.Namespace) -> int:
     for kind, e in res["ece"].items():
         print(f"apex {kind}: temperature {e['temperature']:.3f}, ECE {e['before']:.4f} -> "
               f"{e['after']:.4f} ({e['samples']} samples)")
+    ic = res["instance_classifier"]
+    print(f"instance classifier: {'kept' if ic['used'] else 'not kept'} ({ic['reason']}); F1 "
+          f"{ic['f1_without']['overall']:.3f} without, {ic['f1_with']['overall']:.3f} with")
     print(format_table(res["result"], "on the calibration data (optimistic: fitted there)"))
     print(f"wrote {args.out}")
     return 0

@@ -22,6 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gim-micro", choices=("gim", "hard", "point"), default="hard",
                    help="micro points: fixed hard windows (default) or GIM (the paper); see pfes train")
     p.add_argument("--no-iac", action="store_true")
+    p.add_argument("--no-instance-classifier", action="store_true",
+                   help="classify brief runs by the apex branch alone (see pfes train)")
     p.add_argument("--loss-weights", choices=("casme2", "samm-lv"), default="casme2",
                    help="the reference's loss weights for CAS(ME)^2 (default; also used for the "
                    "synthetic data) or SAMM-LV (IAC 2e-6, sparsity 0.3)")
@@ -45,6 +47,7 @@ def main(args: argparse.Namespace) -> int:
     cfg = TrainConfig(supervision=args.supervision, epochs=args.epochs, use_iac=not args.no_iac,
                       gim_macro_scale=args.gim_macro_scale, gim_micro=args.gim_micro,
                       lookahead_frames=args.lookahead,
+                      instance_classifier=not args.no_instance_classifier,
                       channels=args.channels, seed=args.seed,
                       weights=LOSS_PRESETS[args.loss_weights])
     res = cross_validate(args.data, args.folds, cfg, args.val_fraction,
