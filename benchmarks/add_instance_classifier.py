@@ -33,12 +33,13 @@ def main(argv: list[str] | None = None) -> int:
         fit_instance_classifier,
         summarize_instance_classifier,
     )
-    from calibration.operating_point import Curve, score_operating_point
+    from calibration.operating_point import score_operating_point
     from engine.checkpoint import load_checkpoint, save_checkpoint
     from pfes.errors import PfesError
     from training.dataset import load_dataset
-    from training.infer import detector_config_of, predict_curves
+    from training.infer import detector_config_of
     from training.prepare import prepare_videos
+    from training.trainer import video_curves
     from training.workflow import apply_thread_env, git_revision
 
     apply_thread_env()
@@ -57,10 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     except PfesError as e:
         print(f"add_instance_classifier: {e}", file=sys.stderr)
         return 2
-    curves = []
-    for v in videos:
-        inten, apex = predict_curves(ckpt.net, v.feats, v.valid)
-        curves.append(Curve(v.name, inten, apex, v.valid, v.truth))
+    curves = video_curves(ckpt.net, videos)
     stored = tr.get("val_result", {}).get("overall", {}).get("f1")
     again = score_operating_point(curves, det, fps)["overall"]["f1"]
     if stored is not None and abs(stored - again) > 1e-9:
@@ -70,19 +68,18 @@ def main(argv: list[str] | None = None) -> int:
     new_det, info = fit_instance_classifier(curves, fps, det)
     meta = dict(ckpt.meta)
     meta["detector"] = new_det.to_dict()
-    meta["training"] = dict(tr, val_result=info["result"],
-                            instance_classifier=summarize_instance_classifier(info))
+    summary = summarize_instance_classifier(info)
+    meta["training"] = dict(tr, val_result=info["result"], instance_classifier=summary)
     meta["instance_classifier_added"] = {
         "by": "benchmarks/add_instance_classifier.py", "from": str(args.model),
         "git": git_revision(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     save_checkpoint(args.out, ckpt.net, meta)
-    s = summarize_instance_classifier(info)
-    print(f"{args.out}: instance classifier {'used' if s['used'] else 'not used'} ({s['reason']}); "
-          f"selection F1 {s['f1_without']['overall']:.3f} -> {s['f1_with']['overall']:.3f} "
-          f"(micro {s['f1_without']['micro']:.3f} -> {s['f1_with']['micro']:.3f}); "
-          f"brief runs {s['runs']}")
+    print(f"{args.out}: instance classifier {'used' if summary['used'] else 'not used'} ({summary['reason']}); "
+          f"selection F1 {summary['f1_without']['overall']:.3f} -> {summary['f1_with']['overall']:.3f} "
+          f"(micro {summary['f1_without']['micro']:.3f} -> {summary['f1_with']['micro']:.3f}); "
+          f"brief runs {summary['runs']}")
     return 0
 
 

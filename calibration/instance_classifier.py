@@ -30,6 +30,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from calibration.operating_point import score_operating_point
 from engine.detector import (
     INSTANCE_FEATURES,
     MACRO,
@@ -106,8 +107,6 @@ def fit_instance_classifier(
     the classifier does not raise overall F1, or there are too few labelled brief runs) and
     ``{"used": bool, "result": MEGC dict of the returned config, "before": MEGC dict without the
     classifier, "runs": {"micro": n, "macro": n, "unmatched": n}, "reason": str}``."""
-    from calibration.operating_point import score_operating_point
-
     pad = int(round(det.pad_to_s * fps))
     xs, ys = [], []
     unmatched = 0

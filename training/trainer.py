@@ -50,7 +50,7 @@ from training.losses import (
 )
 from training.protocol import Split
 
-__all__ = ["TrainConfig", "TrainVideo", "TrainResult", "train", "SUPERVISIONS"]
+__all__ = ["TrainConfig", "TrainVideo", "TrainResult", "train", "video_curves", "SUPERVISIONS"]
 
 log = logging.getLogger(__name__)
 SUPERVISIONS = ("point", "hard", "full")
@@ -240,7 +240,8 @@ def _batch(videos: Sequence[TrainVideo]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(x), torch.from_numpy(m)
 
 
-def _val_curves(net: PfesNet, videos: Sequence[TrainVideo]) -> list[Curve]:
+def video_curves(net: PfesNet, videos: Sequence[TrainVideo]) -> list[Curve]:
+    """Network outputs and truth of ``videos`` as operating-point curves."""
     curves = []
     for v in videos:
         inten, apex = predict_curves(net, v.feats, v.valid)
@@ -334,7 +335,7 @@ def train(
         last = epoch == cfg.epochs - 1
         if (epoch >= cfg.select_from_epoch and (epoch + 1) % cfg.select_every_epochs == 0) or last:
             judged = net if ema is None else ema.net
-            det, info = fit_operating_point(_val_curves(judged, va), fps)
+            det, info = fit_operating_point(video_curves(judged, va), fps)
             res = info["result"]
             rec["val_f1"] = round(res["overall"]["f1"], 4)
             rec["val_micro_f1"] = round(res["micro"]["f1"], 4)
@@ -353,7 +354,7 @@ def train(
     # the chosen weights get the final operating point: the wider grid (dip bridging, widening
     # of brief runs, macro offset extension) on the same selection subjects; its result is
     # never worse than best[4]
-    curves = _val_curves(net, va)
+    curves = video_curves(net, va)
     det, info = fit_operating_point(curves, fps, grid=FINAL_GRID)
     ic = None
     if cfg.instance_classifier:
