@@ -75,7 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         "git": git_revision(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    save_checkpoint(args.out, ckpt.net, meta)
+    try:
+        save_checkpoint(args.out, ckpt.net, meta)
+    except PfesError as e:
+        print(f"add_instance_classifier: {e}", file=sys.stderr)
+        return 2
     print(f"{args.out}: instance classifier {'used' if summary['used'] else 'not used'} ({summary['reason']}); "
           f"selection F1 {summary['f1_without']['overall']:.3f} -> {summary['f1_with']['overall']:.3f} "
           f"(micro {summary['f1_without']['micro']:.3f} -> {summary['f1_with']['micro']:.3f}); "
