@@ -1,6 +1,7 @@
-"""Give a checkpoint trained before the instance classifier existed what ``pfes train`` now does
-as its last step: fit the detector's instance classifier on the checkpoint's own selection
-(inner-val) subjects, at its stored operating point, and keep it if it raises their F1.
+"""Give a checkpoint trained before the instance classifier (or its verifier) existed what ``pfes
+train`` now does as its last step: fit the detector's instance classifier and verifier on the
+checkpoint's own selection (inner-val) subjects, at its stored operating point, each kept if it
+raises their F1 (a classifier already in the checkpoint is refitted).
 
 Training is otherwise unchanged, so the result equals retraining with the current code (same
 weights, same operating point), without the hours of retraining. The checkpoint records that
@@ -27,9 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", required=True)
     ap.add_argument("--data", required=True, help="the dataset the model was trained on")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--no-verifier", action="store_true",
+                    help="fit the classifier only, as pfes train did before 2026-11-28")
     args = ap.parse_args(argv)
 
     from calibration.instance_classifier import (
+        describe,
         fit_instance_classifier,
         summarize_instance_classifier,
     )
@@ -65,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"add_instance_classifier: {args.data} does not reproduce the stored selection F1 "
               f"({again:.4f} against {stored:.4f}): not the training data?", file=sys.stderr)
         return 2
-    new_det, info = fit_instance_classifier(curves, fps, det)
+    new_det, info = fit_instance_classifier(curves, fps, det, verifier=not args.no_verifier)
     meta = dict(ckpt.meta)
     meta["detector"] = new_det.to_dict()
     summary = summarize_instance_classifier(info)
@@ -80,10 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     except PfesError as e:
         print(f"add_instance_classifier: {e}", file=sys.stderr)
         return 2
-    print(f"{args.out}: instance classifier {'used' if summary['used'] else 'not used'} ({summary['reason']}); "
-          f"selection F1 {summary['f1_without']['overall']:.3f} -> {summary['f1_with']['overall']:.3f} "
-          f"(micro {summary['f1_without']['micro']:.3f} -> {summary['f1_with']['micro']:.3f}); "
-          f"brief runs {summary['runs']}")
+    print(f"{args.out}: {describe(summary)} (micro {summary['f1_without']['micro']:.3f} -> "
+          f"{summary['f1_with']['micro']:.3f}); brief runs {summary['runs']}")
     return 0
 
 

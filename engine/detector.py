@@ -27,6 +27,11 @@ run per track:
   when its probability reaches ``instance_threshold``. The apex branch alone hardly tells a
   micro-expression from a short macro-expression (both peak briefly); how long the run lasts
   and how high the intensity stays over it do;
+* optionally (``instance_verifier``, fitted the same way, after the classifier), a run no
+  longer than the micro limit is dropped when a second logistic model over the same features
+  gives it a probability below ``verify_threshold`` of being an expression at all: on the
+  selection subjects about a third of the brief runs match nothing (fidgets, tracker glitches,
+  the brief tail of a longer expression), and the whole run tells many of them apart;
 * its score is the causal version of the outer-inner contrast: mean intensity inside the run
   minus mean intensity in a band before the onset (``band_ratio`` x duration), plus 0.2 x the
   chosen class probability.
@@ -83,22 +88,27 @@ class DetectorConfig:
     # entry, then the bias; () = off (the apex branch decides, as above)
     instance_classifier: tuple[float, ...] = ()
     instance_threshold: float = 0.5  # micro when the instance classifier's probability >= this
+    # logistic model over the same features: the probability that a brief run is an expression
+    # at all (weights, then the bias); () = off (every run that passes the thresholds is kept)
+    instance_verifier: tuple[float, ...] = ()
+    verify_threshold: float = 0.5  # a brief run is dropped when the verifier's probability < this
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "apex_temperature", tuple(float(t) for t in self.apex_temperature))
         if len(self.apex_temperature) != 2 or min(self.apex_temperature) <= 0:
             raise InputError("apex_temperature must be two positive numbers")
-        try:
-            ic = tuple(float(w) for w in self.instance_classifier)
-        except (TypeError, ValueError) as e:
-            raise InputError(f"instance_classifier must be numbers: {e}") from e
-        object.__setattr__(self, "instance_classifier", ic)
-        if ic and (len(ic) != len(INSTANCE_FEATURES) + 1 or not all(math.isfinite(w) for w in ic)):
-            raise InputError(f"instance_classifier needs {len(INSTANCE_FEATURES) + 1} finite numbers "
-                             f"(weights of {', '.join(INSTANCE_FEATURES)}, then the bias), got {len(ic)}")
+        for name in ("instance_classifier", "instance_verifier"):
+            try:
+                ic = tuple(float(w) for w in getattr(self, name))
+            except (TypeError, ValueError) as e:
+                raise InputError(f"{name} must be numbers: {e}") from e
+            object.__setattr__(self, name, ic)
+            if ic and (len(ic) != len(INSTANCE_FEATURES) + 1 or not all(math.isfinite(w) for w in ic)):
+                raise InputError(f"{name} needs {len(INSTANCE_FEATURES) + 1} finite numbers "
+                                 f"(weights of {', '.join(INSTANCE_FEATURES)}, then the bias), got {len(ic)}")
         for name in ("open_threshold", "close_threshold", "min_duration_s", "micro_max_duration_s",
                      "macro_max_duration_s", "micro_prob_threshold", "band_ratio", "min_score",
-                     "merge_gap_s", "pad_to_s", "offset_extend", "instance_threshold"):
+                     "merge_gap_s", "pad_to_s", "offset_extend", "instance_threshold", "verify_threshold"):
             if not isinstance(getattr(self, name), (int, float)) or isinstance(getattr(self, name), bool):
                 raise InputError(f"detector {name} must be a number, got {getattr(self, name)!r}")
         if not 0.0 <= self.close_threshold <= self.open_threshold <= 1.0:
@@ -109,13 +119,15 @@ class DetectorConfig:
             raise InputError("detector merge_gap_s, pad_to_s and offset_extend must be >= 0")
         if self.classify_at not in ("apex", "close"):
             raise InputError("classify_at must be 'apex' or 'close'")
-        if not 0.0 <= self.instance_threshold <= 1.0:
-            raise InputError("instance_threshold must be in [0, 1]")
+        for name in ("instance_threshold", "verify_threshold"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise InputError(f"{name} must be in [0, 1]")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["apex_temperature"] = list(self.apex_temperature)
         d["instance_classifier"] = list(self.instance_classifier)
+        d["instance_verifier"] = list(self.instance_verifier)
         return d
 
     @classmethod
@@ -241,11 +253,14 @@ class PeakDetector:
             pm, pu = close_p
         else:
             pm, pu = run_p[k]
-        w = self.cfg.instance_classifier
-        if w and n <= self._micro_max:
-            f = instance_features(arr, np.asarray(run_p, dtype=np.float64), pm, pu, self.fps)
-            z = float(np.dot(w[:-1], f)) + w[-1]
-            q = 1.0 / (1.0 + math.exp(-min(max(z, -60.0), 60.0)))
+        w, v = self.cfg.instance_classifier, self.cfg.instance_verifier
+        brief = n <= self._micro_max
+        f = instance_features(arr, np.asarray(run_p, dtype=np.float64), pm, pu, self.fps) \
+            if brief and (w or v) else None
+        if v and f is not None and _logistic(v, f) < self.cfg.verify_threshold:
+            return []
+        if w and f is not None:
+            q = _logistic(w, f)
             kind, prob = (MICRO, q) if q >= self.cfg.instance_threshold else (MACRO, 1.0 - q)
         elif n <= self._micro_max and pu >= self.cfg.micro_prob_threshold and (
             pu > pm or not self.cfg.micro_over_macro
@@ -269,6 +284,11 @@ class PeakDetector:
             closed_frame=close_frame,
         )
         return [reshape(raw, self._pad_to, self.cfg.offset_extend)]
+
+
+def _logistic(w: tuple[float, ...], f: np.ndarray) -> float:
+    z = float(np.dot(w[:-1], f)) + w[-1]
+    return 1.0 / (1.0 + math.exp(-min(max(z, -60.0), 60.0)))
 
 
 def temper(p: float, t: float) -> float:

@@ -1,5 +1,5 @@
-"""The detector's instance classifier: what it reads, how it is fitted, and that it is kept only
-when it helps."""
+"""The detector's instance classifier and verifier: what they read, how they are fitted, and
+that each is kept only when it helps."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from calibration.instance_classifier import (
+    describe,
     fit_instance_classifier,
     fit_logistic,
     summarize_instance_classifier,
@@ -125,4 +126,79 @@ def test_config_checks_and_round_trip():
     # checkpoints written before the classifier existed load unchanged
     old = BASE.to_dict()
     del old["instance_classifier"], old["instance_threshold"]
+    assert DetectorConfig.from_dict(old) == BASE
+
+
+def _curves_with_false_runs(n_videos: int = 4, seed: int = 0) -> list[Curve]:
+    """Labelled micro-expressions (8-12 frames, intensity 0.9) between unlabelled brief bumps
+    (6-10 frames, intensity 0.6, e.g. fidgets): both pass the thresholds, only the run's
+    level tells them apart."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n_videos):
+        t = 1500
+        a = np.zeros(t, np.float32)
+        apex = np.tile(np.float32((0.2, 0.8)), (t, 1))
+        truth = []
+        s = 30
+        while s < t - 80:
+            d = int(rng.integers(8, 13)) if rng.random() < 0.5 else -int(rng.integers(6, 11))
+            a[s:s + abs(d)] = 0.9 if d > 0 else 0.6
+            if d > 0:
+                truth.append(Interval(s, s + d - 1, "micro", apex=s + d // 2))
+            s += abs(d) + int(rng.integers(40, 70))
+        out.append(Curve(f"v{k}", a, apex, np.ones(t, bool), truth))
+    return out
+
+
+def test_verifier_drops_false_brief_runs_and_is_kept_only_when_it_helps():
+    curves = _curves_with_false_runs()
+    before = score_operating_point(curves, BASE, FPS)
+    assert before["micro"]["fp"] >= 10 and before["micro"]["recall"] == 1.0
+    det, info = fit_instance_classifier(curves, FPS, BASE)
+    v = info["verifier"]
+    assert v["used"] and len(det.instance_verifier) == len(INSTANCE_FEATURES) + 1
+    assert v["runs"]["false"] >= 10 and v["runs"]["real"] >= 10
+    after = score_operating_point(curves, det, FPS)
+    assert after == info["result"] and after["micro"]["fp"] == 0 and after["micro"]["recall"] == 1.0
+    held = _curves_with_false_runs(2, seed=5)  # carries over to videos it was not fitted on
+    assert score_operating_point(held, det, FPS)["micro"]["f1"] == 1.0
+    assert score_operating_point(held, BASE, FPS)["micro"]["f1"] < 0.85
+    rec = summarize_instance_classifier(info)
+    assert rec["verifier"]["used"] and rec["verifier"]["threshold"] == det.verify_threshold
+    assert "verifier kept" in describe(rec)
+    # off on request, and refused where every brief run is real (nothing to gain)
+    det_off, info_off = fit_instance_classifier(curves, FPS, BASE, verifier=False)
+    assert det_off.instance_verifier == () and "verifier" not in info_off
+    clean = _curves()  # no false alarms: fewer than MIN_PER_CLASS false runs
+    det2, info2 = fit_instance_classifier(clean, FPS, BASE)
+    assert not info2["verifier"]["used"] and det2.instance_verifier == ()
+    assert "too few" in info2["verifier"]["reason"]
+
+
+def test_detector_verifier_judges_brief_runs_only():
+    a = np.zeros(200, np.float32)
+    a[20:30] = 0.6  # brief, low
+    a[50:60] = 0.9  # brief, high
+    a[80:140] = 0.6  # longer than the micro limit, low
+    apex = np.tile(np.float32((0.2, 0.9)), (200, 1))
+    v = [0.0] * len(INSTANCE_FEATURES) + [-7.5]  # logit 10 x mean - 7.5: 0.6 -> 0.18, 0.9 -> 0.82
+    v[INSTANCE_FEATURES.index("mean_intensity")] = 10.0
+    cfg = dataclasses.replace(BASE, instance_verifier=tuple(v), verify_threshold=0.5)
+    assert [i.onset for i in detect(a, apex, None, cfg, FPS)] == [50, 80]
+    assert [i.onset for i in detect(a, apex, None, BASE, FPS)] == [20, 50, 80]
+    assert [i.onset for i in detect(a, apex, None, dataclasses.replace(cfg, verify_threshold=0.1),
+                                    FPS)] == [20, 50, 80]
+
+
+def test_verifier_config_checks_and_round_trip():
+    w = tuple(float(i) for i in range(len(INSTANCE_FEATURES) + 1))
+    cfg = dataclasses.replace(BASE, instance_verifier=w, verify_threshold=0.6)
+    assert DetectorConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(InputError, match="instance_verifier"):
+        DetectorConfig(instance_verifier=(1.0,))
+    with pytest.raises(InputError, match="verify_threshold"):
+        DetectorConfig(verify_threshold=-0.1)
+    old = BASE.to_dict()  # checkpoints written before the verifier existed load unchanged
+    del old["instance_verifier"], old["verify_threshold"]
     assert DetectorConfig.from_dict(old) == BASE

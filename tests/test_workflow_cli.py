@@ -84,7 +84,8 @@ def test_train_eval_calibrate(tmp_path, data, one_thread, capsys):
     assert main(["calibrate", "--data", str(data), "--model", str(model),
                  "--out", str(model2)]) == 0
     out = capsys.readouterr().out
-    assert f"wrote {model2}" in out and "detector:" in out and "instance classifier:" in out
+    assert f"wrote {model2}" in out and "detector:" in out and "instance classifier" in out
+    assert "verifier" in out
 
     first = load_checkpoint(model)
     cal = load_checkpoint(model2)
@@ -108,8 +109,10 @@ def test_train_eval_calibrate(tmp_path, data, one_thread, capsys):
         assert isinstance(ic["used"], bool) and ic["reason"]
         assert set(ic["runs"]) == {"micro", "macro", "unmatched"}
         assert ic["f1_with"]["overall"] >= ic["f1_without"]["overall"]
-    assert bool(DetectorConfig.from_dict(first.meta["detector"]).instance_classifier) == \
-        tr["instance_classifier"]["used"]
+        assert isinstance(ic["verifier"]["used"], bool) and ic["verifier"]["reason"]
+    first_det = DetectorConfig.from_dict(first.meta["detector"])
+    assert bool(first_det.instance_classifier) == tr["instance_classifier"]["used"]
+    assert bool(first_det.instance_verifier) == tr["instance_classifier"]["verifier"]["used"]
     assert cal.meta["calibration"]["data"] == str(data)
     det = DetectorConfig.from_dict(cal.meta["detector"])  # a valid operating point
     assert len(det.apex_temperature) == 2 and min(det.apex_temperature) > 0

@@ -16,7 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration.instance_classifier import fit_instance_classifier, summarize_instance_classifier
+from calibration.instance_classifier import (
+    describe,
+    fit_instance_classifier,
+    summarize_instance_classifier,
+)
 from calibration.operating_point import FINAL_GRID, Curve, fit_operating_point
 from engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from engine.detector import DetectorConfig
@@ -134,9 +138,7 @@ def train_model(
     save_checkpoint(out, res.net, meta)
     ic = res.instance_classifier
     if ic is not None:
-        progress(f"instance classifier {'kept' if ic['used'] else 'not kept'} ({ic['reason']}): "
-                 f"selection F1 {ic['f1_without']['overall']:.3f} without, "
-                 f"{ic['f1_with']['overall']:.3f} with")
+        progress(describe(ic))
     progress(f"saved {out} (best epoch {res.best_epoch + 1}, selection F1 "
              f"{res.val_result['overall']['f1']:.3f})")
     return res
@@ -235,7 +237,7 @@ def calibrate_model(
     progress("fitting the detector's operating point")
     base = dataclasses.replace(detector_config_of(ckpt), apex_temperature=(temps[0], temps[1]))
     det, info = fit_operating_point(curves, fps, base=base, grid=FINAL_GRID)
-    progress("fitting the instance classifier (macro or micro for brief runs)")
+    progress("fitting the instance classifier and verifier (brief runs: macro or micro, kept or dropped)")
     det, ic_info = fit_instance_classifier(curves, fps, det)
     info = {"result": ic_info["result"]}
     meta = dict(ckpt.meta)

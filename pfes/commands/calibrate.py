@@ -19,6 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from calibration.instance_classifier import describe
     from pfes.cli import check_output_file
     from training.evaluate import format_table
     from training.workflow import calibrate_model
@@ -31,8 +32,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"apex {kind}: temperature {e['temperature']:.3f}, ECE {e['before']:.4f} -> "
               f"{e['after']:.4f} ({e['samples']} samples)")
     ic = res["instance_classifier"]
-    print(f"instance classifier: {'kept' if ic['used'] else 'not kept'} ({ic['reason']}); F1 "
-          f"{ic['f1_without']['overall']:.3f} without, {ic['f1_with']['overall']:.3f} with")
+    print(describe(ic).replace("selection F1", "F1"))
     print(format_table(res["result"], "on the calibration data (optimistic: fitted there)"))
     print(f"wrote {args.out}")
     return 0
