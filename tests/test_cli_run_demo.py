@@ -59,3 +59,14 @@ def test_video_without_face_says_so(capsys, tmp_path, model):
     assert rc == 0
     assert "noface: 20 frames, face in 0, 0 events" in out
     assert "no face found" in out
+
+
+def test_no_verifier_turns_off_only_the_bundled_models_verifier():
+    import dataclasses
+
+    from pfes.commands.run import _open_model
+
+    _, det = _open_model(None, None)
+    _, off = _open_model(None, None, no_verifier=True)
+    assert det.instance_verifier and off.instance_verifier == ()
+    assert dataclasses.replace(det, instance_verifier=()) == off

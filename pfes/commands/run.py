@@ -48,6 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "CPU) or torch (also onnxruntime, compile)")
     parser.add_argument("--classify-at", choices=("apex", "close"), default=None,
                         help="override where the model classifies macro/micro")
+    parser.add_argument("--no-verifier", action="store_true",
+                        help="keep every brief run the thresholds pass (turn off the model's "
+                        "brief-run verifier): more micro-expressions found, more false alarms; "
+                        "worth it in poor light (docs/live.md, Dim light)")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="S",
                         help="live sources: seconds to wait when connecting or reading (default 10)")
     parser.add_argument("--face-model", metavar="TASK", default=None,
@@ -58,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="before starting, wait up to 10 s for N subscriptions")
 
 
-def _open_model(path: str | None, classify_at: str | None) -> tuple[Any, Any]:
+def _open_model(path: str | None, classify_at: str | None, no_verifier: bool = False) -> tuple[Any, Any]:
     from engine.checkpoint import load_checkpoint
     from engine.detector import DetectorConfig
     from pfes.errors import InputError, ModelError
@@ -70,6 +74,8 @@ def _open_model(path: str | None, classify_at: str | None) -> tuple[Any, Any]:
         d = dict(ckpt.meta.get("detector") or {})
         if classify_at:
             d["classify_at"] = classify_at
+        if no_verifier:
+            d["instance_verifier"] = []
         det = DetectorConfig.from_dict(d)
     except InputError as e:
         raise ModelError(f"{ckpt.path}: bad detector settings in checkpoint: {e}") from e
@@ -162,7 +168,7 @@ def main(args: argparse.Namespace) -> int:
     # stdout stays clean JSON lines when --events -; human lines then go to stderr
     out = sys.stderr if args.events == "-" else sys.stdout
 
-    ckpt, det = _open_model(args.model, args.classify_at)
+    ckpt, det = _open_model(args.model, args.classify_at, args.no_verifier)
     feat_cfg = config_from_spec(ckpt.meta["feature_spec"])  # the settings it was trained on
     if args.backend in ("torch", "compile"):
         import torch
