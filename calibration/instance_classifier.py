@@ -24,7 +24,7 @@ brief runs are false alarms (fidgets, tracker glitches, the brief tail of a long
 expression), and a run that stays lower and shorter than an expression of its class gives
 itself away. Chosen on selection subjects and the development set only (2026-11-28, seven
 144-subject models of four recipes: development F1 +0.004 to +0.038, every model up; the
-micro F1 moved both ways, -0.07 to +0.01, because some true micro-expressions are dropped with
+micro F1 moved both ways, -0.10 to +0.01, because some true micro-expressions are dropped with
 the false alarms).
 
 Regularisation (``L2``): chosen on selection data only, over seven models (the bundled one,
