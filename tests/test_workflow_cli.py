@@ -154,3 +154,26 @@ def test_feature_options_travel_with_the_model(tmp_path, data, one_thread, capsy
     capsys.readouterr()
     assert main(["eval", "--data", str(data), "--model", str(model)]) == 0
     assert main(["train", "--data", str(data), "--out", str(model), "--despike", "2"]) == 2
+
+
+def test_eval_no_verifier_scores_without_the_verifier(tmp_path, data, one_thread, capsys):
+    # the bundled model, made to treat every run as brief and given a verifier that rejects
+    # every brief run: with it nothing is spotted, with --no-verifier the model's usual events
+    from engine.checkpoint import save_checkpoint
+    from engine.detector import INSTANCE_FEATURES
+
+    ck = load_checkpoint(None)
+    det = DetectorConfig.from_dict(ck.meta["detector"])
+    det = DetectorConfig.from_dict({**det.to_dict(), "micro_max_duration_s": det.macro_max_duration_s,
+                                    "instance_verifier": [0.0] * len(INSTANCE_FEATURES) + [-60.0]})
+    model = tmp_path / "rejects_all.pt"
+    save_checkpoint(model, ck.net, {**ck.meta, "detector": det.to_dict()})
+    js, js_off = tmp_path / "with.json", tmp_path / "without.json"
+    assert main(["eval", "--data", str(data), "--model", str(model), "--json", str(js)]) == 0
+    assert main(["eval", "--data", str(data), "--model", str(model), "--json", str(js_off),
+                 "--no-verifier"]) == 0
+    capsys.readouterr()
+    on, off = json.loads(js.read_text()), json.loads(js_off.read_text())
+    assert on["protocol"]["verifier"] is True and off["protocol"]["verifier"] is False
+    assert on["overall"]["tp"] + on["overall"]["fp"] == 0
+    assert off["overall"]["tp"] > 0

@@ -173,18 +173,23 @@ def evaluate_model(
     model: str | Path | None,
     proposals: str = "online",
     progress: Progress = _quiet,
+    verifier: bool = True,
 ) -> dict:
-    """MEGC result of ``model`` on every video of ``data``."""
+    """MEGC result of ``model`` on every video of ``data`` (``verifier=False``: with the
+    detector's brief-run verifier off)."""
     apply_thread_env()
     ckpt = load_checkpoint(model)
     check_checkpoint_features(ckpt)
     ds = load_dataset(data)
     progress(f"features for {len(ds.videos)} videos")
     videos, fps = prepare_videos(ds, feature_spec=ckpt.meta.get("feature_spec"))
-    preds = predictions_for(ckpt, videos, fps, proposals)
+    det = detector_config_of(ckpt)
+    if not verifier:
+        det = dataclasses.replace(det, instance_verifier=())
+    preds = predictions_for(ckpt, videos, fps, proposals, det)
     res = evaluate(preds, {v.name: v.truth for v in videos})
     res["protocol"] = {"model": str(ckpt.path), "data": str(ds.root), "videos": len(videos),
-                       "subjects": len(ds.subjects), "proposals": proposals,
+                       "subjects": len(ds.subjects), "proposals": proposals, "verifier": verifier,
                        "model_selection": ckpt.meta.get("training", {}).get("selection", "unknown")}
     return res
 

@@ -19,6 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--proposals", choices=("online", "offline"), default="online",
                    help="online: the live peak detector (default); offline: the reference's "
                    "multi-threshold search")
+    p.add_argument("--no-verifier", action="store_true",
+                   help="score with the detector's brief-run verifier off (what the model finds "
+                   "with its instance classifier alone: more micro-expressions, more false alarms)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -30,7 +33,8 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         check_output_file(args.json, "JSON")
     res = evaluate_model(args.data, args.model, args.proposals,
-                         progress=lambda m: print(f"pfes eval: {m}", file=sys.stderr, flush=True))
+                         progress=lambda m: print(f"pfes eval: {m}", file=sys.stderr, flush=True),
+                         verifier=not args.no_verifier)
     proto = res["protocol"]
     print(format_table(res, f"MEGC spotting on {proto['data']} ({proto['videos']} videos, "
                             f"{proto['subjects']} subjects, {proto['proposals']} proposals)"))
