@@ -137,12 +137,27 @@ def fit_instance_classifier(
     return det, info
 
 
+def _best_of(curves: Sequence, fps: float, det: DetectorConfig, before: dict,
+             candidates: Sequence[DetectorConfig]) -> tuple[DetectorConfig, dict]:
+    """The candidate with the best (overall, micro) F1 on ``curves`` if it beats ``det``, whose
+    MEGC result is ``before``; otherwise ``det``. Returns the config and its result."""
+    best_key = (before["overall"]["f1"], before["micro"]["f1"])
+    best_cfg, best_res = det, before
+    for cfg in candidates:
+        res = score_operating_point(curves, cfg, fps)
+        key = (res["overall"]["f1"], res["micro"]["f1"])
+        if key > best_key:
+            best_key, best_cfg, best_res = key, cfg, res
+    return best_cfg, best_res
+
+
 def _fit_classifier(curves: Sequence, fps: float, det: DetectorConfig, thresholds: Sequence[float],
                     l2: float) -> tuple[DetectorConfig, dict]:
+    """The classifier for ``det`` (which has neither classifier nor verifier)."""
     pad = int(round(det.pad_to_s * fps))
     xs, ys = [], []
     unmatched = 0
-    for c, inst, f in _runs(curves, dataclasses.replace(det, instance_classifier=()), fps):
+    for c, inst, f in _runs(curves, det, fps):
         label = None
         for kind in (MICRO, MACRO):
             if _matches(c, inst, kind, pad, det.offset_extend):
@@ -155,23 +170,16 @@ def _fit_classifier(curves: Sequence, fps: float, det: DetectorConfig, threshold
         ys.append(label)
     y = np.asarray(ys)
     runs = {"micro": int((y == 1).sum()), "macro": int((y == 0).sum()), "unmatched": unmatched}
-    plain = dataclasses.replace(det, instance_classifier=())
-    before = score_operating_point(curves, plain, fps)
+    before = score_operating_point(curves, det, fps)
     info = {"used": False, "result": before, "before": before, "runs": runs,
             "features": list(INSTANCE_FEATURES), "l2": l2}
     if runs["micro"] < MIN_PER_CLASS or runs["macro"] < MIN_PER_CLASS:
         info["reason"] = f"too few labelled brief runs ({runs['micro']} micro, {runs['macro']} macro)"
-        return plain, info
-    w = fit_logistic(np.asarray(xs), y, l2=l2)
-    best_key = (before["overall"]["f1"], before["micro"]["f1"])
-    best_cfg, best_res = plain, before
-    for thr in thresholds:
-        cfg = dataclasses.replace(det, instance_classifier=tuple(float(v) for v in w),
-                                  instance_threshold=float(thr))
-        res = score_operating_point(curves, cfg, fps)
-        key = (res["overall"]["f1"], res["micro"]["f1"])
-        if key > best_key:
-            best_key, best_cfg, best_res = key, cfg, res
+        return det, info
+    w = tuple(float(v) for v in fit_logistic(np.asarray(xs), y, l2=l2))
+    best_cfg, best_res = _best_of(curves, fps, det, before, [
+        dataclasses.replace(det, instance_classifier=w, instance_threshold=float(thr))
+        for thr in thresholds])
     info.update(used=bool(best_cfg.instance_classifier), result=best_res)
     info["reason"] = ("raised the selection F1" if info["used"]
                       else "did not raise the selection F1")
@@ -193,14 +201,9 @@ def _fit_verifier(curves: Sequence, fps: float, det: DetectorConfig, before: dic
         info["reason"] = f"too few brief runs ({runs['real']} real, {runs['false']} false)"
         return det, info
     w = tuple(float(v) for v in fit_logistic(np.asarray(xs), y, l2=l2))
-    best_key = (before["overall"]["f1"], before["micro"]["f1"])
-    best_cfg, best_res = det, before
-    for thr in VERIFY_THRESHOLDS:
-        cfg = dataclasses.replace(det, instance_verifier=w, verify_threshold=float(thr))
-        res = score_operating_point(curves, cfg, fps)
-        key = (res["overall"]["f1"], res["micro"]["f1"])
-        if key > best_key:
-            best_key, best_cfg, best_res = key, cfg, res
+    best_cfg, best_res = _best_of(curves, fps, det, before, [
+        dataclasses.replace(det, instance_verifier=w, verify_threshold=float(thr))
+        for thr in VERIFY_THRESHOLDS])
     used = bool(best_cfg.instance_verifier)
     info.update(used=used, result=best_res, threshold=best_cfg.verify_threshold if used else None,
                 reason="raised the selection F1" if used else "did not raise the selection F1")
@@ -222,12 +225,13 @@ def summarize_instance_classifier(info: dict) -> dict:
     return out
 
 
-def describe(summary: dict) -> str:
-    """One line for the console from :func:`summarize_instance_classifier`'s record."""
+def describe(summary: dict, label: str = "selection F1") -> str:
+    """One line for the console from :func:`summarize_instance_classifier`'s record; ``label``
+    names the data the F1 was measured on."""
     text = f"instance classifier {'kept' if summary['used'] else 'not kept'} ({summary['reason']})"
     v = summary.get("verifier")
     if v is not None:
         text += (f", verifier kept at {v['threshold']:g} ({v['reason']})" if v["used"]
                  else f", verifier not kept ({v['reason']})")
-    return (f"{text}: selection F1 {summary['f1_without']['overall']:.3f} without, "
+    return (f"{text}: {label} {summary['f1_without']['overall']:.3f} without, "
             f"{summary['f1_with']['overall']:.3f} with")

@@ -22,27 +22,35 @@ from training.evaluate import Interval
 FPS = 30.0
 
 
-def _curves(n_videos: int = 4, seed: int = 0) -> list[Curve]:
-    """Micro-expressions (8-12 frames, intensity 0.7) and short macro-expressions (14-16 frames,
-    intensity 1.0) with the *same* apex sigmoids: only the run tells them apart."""
+def _build(n_videos: int, seed: int, length: int, apex_p: tuple[float, float], draw) -> list[Curve]:
+    """Videos of ``length`` frames with flat runs drawn by ``draw(rng) -> (frames, level, kind)``
+    (kind None: an unlabelled run), 40-69 frames apart, and constant apex sigmoids."""
     rng = np.random.default_rng(seed)
     out = []
     for k in range(n_videos):
-        t = 1200
-        a = np.zeros(t, np.float32)
-        apex = np.tile(np.float32((0.7, 0.6)), (t, 1))
+        a = np.zeros(length, np.float32)
+        apex = np.tile(np.float32(apex_p), (length, 1))
         truth = []
         s = 30
-        while s < t - 80:
-            if rng.random() < 0.5:
-                d, level, kind = int(rng.integers(8, 13)), 0.7, "micro"
-            else:
-                d, level, kind = int(rng.integers(14, 17)), 1.0, "macro"
+        while s < length - 80:
+            d, level, kind = draw(rng)
             a[s:s + d] = level
-            truth.append(Interval(s, s + d - 1, kind, apex=s + d // 2))
+            if kind is not None:
+                truth.append(Interval(s, s + d - 1, kind, apex=s + d // 2))
             s += d + int(rng.integers(40, 70))
-        out.append(Curve(f"v{k}", a, apex, np.ones(t, bool), truth))
+        out.append(Curve(f"v{k}", a, apex, np.ones(length, bool), truth))
     return out
+
+
+def _curves(n_videos: int = 4, seed: int = 0) -> list[Curve]:
+    """Micro-expressions (8-12 frames, intensity 0.7) and short macro-expressions (14-16 frames,
+    intensity 1.0) with the *same* apex sigmoids: only the run tells them apart."""
+    def draw(rng):
+        if rng.random() < 0.5:
+            return int(rng.integers(8, 13)), 0.7, "micro"
+        return int(rng.integers(14, 17)), 1.0, "macro"
+
+    return _build(n_videos, seed, 1200, (0.7, 0.6), draw)
 
 
 BASE = DetectorConfig(open_threshold=0.5, close_threshold=0.3, micro_prob_threshold=0.5)
@@ -133,22 +141,12 @@ def _curves_with_false_runs(n_videos: int = 4, seed: int = 0) -> list[Curve]:
     """Labelled micro-expressions (8-12 frames, intensity 0.9) between unlabelled brief bumps
     (6-10 frames, intensity 0.6, e.g. fidgets): both pass the thresholds, only the run's
     level tells them apart."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for k in range(n_videos):
-        t = 1500
-        a = np.zeros(t, np.float32)
-        apex = np.tile(np.float32((0.2, 0.8)), (t, 1))
-        truth = []
-        s = 30
-        while s < t - 80:
-            d = int(rng.integers(8, 13)) if rng.random() < 0.5 else -int(rng.integers(6, 11))
-            a[s:s + abs(d)] = 0.9 if d > 0 else 0.6
-            if d > 0:
-                truth.append(Interval(s, s + d - 1, "micro", apex=s + d // 2))
-            s += abs(d) + int(rng.integers(40, 70))
-        out.append(Curve(f"v{k}", a, apex, np.ones(t, bool), truth))
-    return out
+    def draw(rng):
+        if rng.random() < 0.5:
+            return int(rng.integers(8, 13)), 0.9, "micro"
+        return int(rng.integers(6, 11)), 0.6, None
+
+    return _build(n_videos, seed, 1500, (0.2, 0.8), draw)
 
 
 def test_verifier_drops_false_brief_runs_and_is_kept_only_when_it_helps():

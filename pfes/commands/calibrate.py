@@ -32,7 +32,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"apex {kind}: temperature {e['temperature']:.3f}, ECE {e['before']:.4f} -> "
               f"{e['after']:.4f} ({e['samples']} samples)")
     ic = res["instance_classifier"]
-    print(describe(ic).replace("selection F1", "F1"))
+    print(describe(ic, label="F1"))
     print(format_table(res["result"], "on the calibration data (optimistic: fitted there)"))
     print(f"wrote {args.out}")
     return 0
