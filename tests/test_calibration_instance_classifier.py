@@ -174,6 +174,29 @@ def test_verifier_drops_false_brief_runs_and_is_kept_only_when_it_helps():
     assert "too few" in info2["verifier"]["reason"]
 
 
+def test_verifier_may_not_buy_overall_f1_with_micro_expressions():
+    # Micro-expressions and unlabelled bumps alike in every run feature, among many long
+    # macro-expressions: dropping every brief run raises the overall F1 (the macro-expressions
+    # dominate it) but loses every micro-expression, so the verifier is refused.
+    def draw(rng):
+        r = rng.random()
+        if r < 0.5:
+            return int(rng.integers(40, 61)), 0.9, "macro"
+        return int(rng.integers(8, 13)), 0.7, ("micro" if r < 0.65 else None)
+
+    curves = _build(4, 3, 3000, (0.2, 0.8), draw)
+    before = score_operating_point(curves, BASE, FPS)
+    drop_all = dataclasses.replace(BASE, instance_verifier=(0.0,) * len(INSTANCE_FEATURES) + (-50.0,))
+    after = score_operating_point(curves, drop_all, FPS)
+    assert after["overall"]["f1"] > before["overall"]["f1"] and after["micro"]["f1"] == 0.0
+    assert before["micro"]["tp"] >= 10 and before["micro"]["fp"] >= 10
+    det, info = fit_instance_classifier(curves, FPS, BASE)
+    v = info["verifier"]
+    assert v["runs"]["real"] >= 10 and v["runs"]["false"] >= 10  # enough to fit: refused on merit
+    assert not v["used"] and det.instance_verifier == () and "micro" in v["reason"]
+    assert info["result"]["micro"]["f1"] == before["micro"]["f1"]
+
+
 def test_detector_verifier_judges_brief_runs_only():
     a = np.zeros(200, np.float32)
     a[20:30] = 0.6  # brief, low
