@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     from calibration.instance_classifier import (
         describe,
         fit_instance_classifier,
+        micro_limits_for,
         summarize_instance_classifier,
     )
     from calibration.operating_point import score_operating_point
@@ -69,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"add_instance_classifier: {args.data} does not reproduce the stored selection F1 "
               f"({again:.4f} against {stored:.4f}): not the training data?", file=sys.stderr)
         return 2
-    new_det, info = fit_instance_classifier(curves, fps, det, verifier=not args.no_verifier)
+    new_det, info = fit_instance_classifier(
+        curves, fps, det, verifier=not args.no_verifier,
+        micro_limits=micro_limits_for(ckpt.config.lookahead_frames))
     meta = dict(ckpt.meta)
     meta["detector"] = new_det.to_dict()
     summary = summarize_instance_classifier(info)

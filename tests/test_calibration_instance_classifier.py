@@ -12,6 +12,7 @@ from calibration.instance_classifier import (
     describe,
     fit_instance_classifier,
     fit_logistic,
+    micro_limits_for,
     summarize_instance_classifier,
 )
 from calibration.operating_point import Curve, score_operating_point
@@ -195,6 +196,42 @@ def test_verifier_may_not_buy_overall_f1_with_micro_expressions():
     assert v["runs"]["real"] >= 10 and v["runs"]["false"] >= 10  # enough to fit: refused on merit
     assert not v["used"] and det.instance_verifier == () and "micro" in v["reason"]
     assert info["result"]["micro"]["f1"] == before["micro"]["f1"]
+
+
+def _lookahead_curves(micro_frames: tuple[int, int], brief_macro: bool) -> list[Curve]:
+    """Long macro-expressions and micro-expressions of ``micro_frames`` frames (both ends
+    included); with ``brief_macro`` also 18-20-frame macro-expressions."""
+    def draw(rng):
+        r = rng.random()
+        if r < 0.5:
+            return int(rng.integers(40, 61)), 0.9, "macro"
+        if brief_macro and r < 0.7:
+            return int(rng.integers(18, 21)), 0.9, "macro"
+        return int(rng.integers(micro_frames[0], micro_frames[1] + 1)), 0.7, "micro"
+
+    return _build(4, 5, 3000, (0.2, 0.8), draw)
+
+
+def test_longer_micro_limit_is_kept_only_where_it_helps():
+    assert micro_limits_for(0) == () and micro_limits_for(8)
+    assert all(lim > BASE.micro_max_duration_s for lim in micro_limits_for(16))
+    # micro-expressions of 18-20 frames (0.60-0.67 s, as a look-ahead model's runs): past the
+    # 0.55 s limit they are called macro; at 0.7 s they are brief and the apex branch calls
+    # them micro
+    long_micro = _lookahead_curves((18, 20), brief_macro=False)
+    det, info = fit_instance_classifier(long_micro, FPS, BASE, micro_limits=(0.7,))
+    assert info["micro_limit"] == {"tried": [0.55, 0.7], "chosen": 0.7}
+    assert det.micro_max_duration_s == 0.7
+    assert info["result"]["micro"]["f1"] > score_operating_point(long_micro, BASE, FPS)["micro"]["f1"] + 0.5
+    assert describe(summarize_instance_classifier(info)).count("micro limit 0.7 s (tried 0.55, 0.7)") == 1
+    # short micro-expressions and brief macro-expressions: the classifier tells them apart at
+    # either limit, so the longer one gains nothing and the base limit stays (a tie is no gain)
+    short_micro = _lookahead_curves((8, 12), brief_macro=True)
+    det, info = fit_instance_classifier(short_micro, FPS, BASE, micro_limits=(0.7,))
+    assert info["micro_limit"]["chosen"] == 0.55 and det.micro_max_duration_s == 0.55
+    # without candidates the fit is the plain one (no record)
+    det2, info2 = fit_instance_classifier(short_micro, FPS, BASE)
+    assert "micro_limit" not in info2 and det2 == det
 
 
 def test_detector_verifier_judges_brief_runs_only():

@@ -29,7 +29,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from calibration.instance_classifier import fit_instance_classifier, summarize_instance_classifier
+from calibration.instance_classifier import (
+    fit_instance_classifier,
+    micro_limits_for,
+    summarize_instance_classifier,
+)
 from calibration.operating_point import FINAL_GRID, Curve, fit_operating_point
 from engine.detector import DetectorConfig
 from engine.model import ModelConfig, PfesNet
@@ -358,7 +362,8 @@ def train(
     det, info = fit_operating_point(curves, fps, grid=FINAL_GRID)
     ic = None
     if cfg.instance_classifier:
-        det, ic_info = fit_instance_classifier(curves, fps, det)
+        det, ic_info = fit_instance_classifier(curves, fps, det,
+                                               micro_limits=micro_limits_for(cfg.lookahead_frames))
         info = {"result": ic_info["result"]}
         ic = summarize_instance_classifier(ic_info)
     return TrainResult(net=net, detector=det, best_epoch=best[1], val_result=info["result"],

@@ -19,6 +19,7 @@ import numpy as np
 from calibration.instance_classifier import (
     describe,
     fit_instance_classifier,
+    micro_limits_for,
     summarize_instance_classifier,
 )
 from calibration.operating_point import FINAL_GRID, Curve, fit_operating_point
@@ -243,7 +244,8 @@ def calibrate_model(
     base = dataclasses.replace(detector_config_of(ckpt), apex_temperature=(temps[0], temps[1]))
     det, info = fit_operating_point(curves, fps, base=base, grid=FINAL_GRID)
     progress("fitting the instance classifier and verifier (brief runs: macro or micro, kept or dropped)")
-    det, ic_info = fit_instance_classifier(curves, fps, det)
+    det, ic_info = fit_instance_classifier(
+        curves, fps, det, micro_limits=micro_limits_for(ckpt.config.lookahead_frames))
     info = {"result": ic_info["result"]}
     meta = dict(ckpt.meta)
     meta["detector"] = det.to_dict()
