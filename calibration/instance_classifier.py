@@ -77,8 +77,9 @@ from engine.detector import (
 )
 from training.evaluate import iou
 
-__all__ = ["fit_instance_classifier", "micro_limits_for", "fit_logistic", "summarize_instance_classifier", "describe",
-           "THRESHOLDS", "VERIFY_THRESHOLDS", "MIN_PER_CLASS", "L2"]
+__all__ = ["fit_instance_classifier", "micro_limits_for", "fit_logistic",
+           "summarize_instance_classifier", "describe", "THRESHOLDS", "VERIFY_THRESHOLDS",
+           "MIN_PER_CLASS", "L2", "LOOKAHEAD_MICRO_LIMITS"]
 
 #: probability thresholds tried for "micro" (the best selection F1 wins)
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
