@@ -234,6 +234,24 @@ def test_longer_micro_limit_is_kept_only_where_it_helps():
     assert "micro_limit" not in info2 and det2 == det
 
 
+def test_calibrating_again_judges_a_longer_limit_against_the_base_one():
+    # a checkpoint that chose 0.7 s before (as a look-ahead model's may) is fitted again: the
+    # base limit (0.55 s) is tried again and wins where the longer one gains nothing
+    short_micro = _lookahead_curves((8, 12), brief_macro=True)
+    chosen_before = dataclasses.replace(BASE, micro_max_duration_s=0.7)
+    det, info = fit_instance_classifier(short_micro, FPS, chosen_before, micro_limits=(0.7,))
+    assert info["micro_limit"] == {"tried": [0.55, 0.7], "chosen": 0.55}
+    assert det.micro_max_duration_s == 0.55
+    # and where the longer limit still helps, it is chosen again
+    long_micro = _lookahead_curves((18, 20), brief_macro=False)
+    det, info = fit_instance_classifier(long_micro, FPS, chosen_before, micro_limits=(0.7,))
+    assert info["micro_limit"] == {"tried": [0.55, 0.7], "chosen": 0.7}
+    # a limit set by hand, longer than every candidate, is one of the candidates too
+    hand = dataclasses.replace(BASE, micro_max_duration_s=0.8)
+    det, info = fit_instance_classifier(short_micro, FPS, hand, micro_limits=(0.7,))
+    assert info["micro_limit"]["tried"] == [0.55, 0.7, 0.8]
+
+
 def test_detector_verifier_judges_brief_runs_only():
     a = np.zeros(200, np.float32)
     a[20:30] = 0.6  # brief, low

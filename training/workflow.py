@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from calibration.instance_classifier import (
+    BASE_MICRO_LIMIT,
     describe,
     fit_instance_classifier,
     micro_limits_for,
@@ -242,10 +243,13 @@ def calibrate_model(
                      "temperature": t, "samples": int(len(y))}
     progress("fitting the detector's operating point")
     base = dataclasses.replace(detector_config_of(ckpt), apex_temperature=(temps[0], temps[1]))
+    limits = micro_limits_for(ckpt.config.lookahead_frames)
+    if limits:  # as in training: the operating point at the base micro limit, longer ones after
+        base = dataclasses.replace(
+            base, micro_max_duration_s=min(base.micro_max_duration_s, BASE_MICRO_LIMIT))
     det, info = fit_operating_point(curves, fps, base=base, grid=FINAL_GRID)
     progress("fitting the instance classifier and verifier (brief runs: macro or micro, kept or dropped)")
-    det, ic_info = fit_instance_classifier(
-        curves, fps, det, micro_limits=micro_limits_for(ckpt.config.lookahead_frames))
+    det, ic_info = fit_instance_classifier(curves, fps, det, micro_limits=limits)
     info = {"result": ic_info["result"]}
     meta = dict(ckpt.meta)
     meta["detector"] = det.to_dict()
