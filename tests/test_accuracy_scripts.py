@@ -158,3 +158,38 @@ def test_default_model_is_picked_by_the_mean_of_both_selection_scores(tmp_path):
                         "--realpixels", str(rp), "--out", str(tmp_path / "x.pt"), a,
                         str(tmp_path / "other.pt")], capture_output=True, text=True)
     assert r.returncode == 2 and "has no result" in r.stderr and not (tmp_path / "x.pt").exists()
+
+
+def test_micro_errors_accounts_for_every_micro_expression_and_false_event(tmp_path):
+    from training.synth import SynthConfig, generate_dataset
+
+    # micro-rich short videos so the tallies are not all zero
+    cfg = SynthConfig(video_length_s=(30.0, 30.0), micro_per_min=(4.0, 4.0))
+    generate_dataset(tmp_path / "ds", subjects=2, videos_per_subject=1, seed=4, config=cfg)
+    n_micro = sum(ln.split(",")[5] == "micro"
+                  for ln in (tmp_path / "ds" / "annotations.csv").read_text().splitlines()[1:])
+    assert n_micro >= 2
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "micro_errors.py"), "--data",
+                        str(tmp_path / "ds"), "--json", str(tmp_path / "out.json")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "out.json").read_text())["models"]["bundled"]
+    assert sum(res["micro_outcomes"].values()) == n_micro
+    shipped = res["micro"]["shipped"]
+    assert shipped["n"] == n_micro and shipped["tp"] == res["micro_outcomes"]["matched"]
+    assert sum(res["false_micro_events"].values()) == shipped["fp"]
+    assert res["micro"]["verifier off"]["tp"] >= shipped["tp"]
+
+
+def test_micro_errors_refuses_a_set_it_cannot_regenerate(tmp_path):
+    from training.synth import SynthConfig, generate_dataset
+
+    generate_dataset(tmp_path / "ds", subjects=1, videos_per_subject=1, seed=4,
+                     config=SynthConfig(video_length_s=(8.0, 8.0)))
+    ann = tmp_path / "ds" / "annotations.csv"
+    lines = ann.read_text().splitlines()
+    ann.write_text("\n".join(lines + ["s01,s01_01,1,2,3,micro,2"]) + "\n")
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "micro_errors.py"), "--data",
+                        str(tmp_path / "ds")], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert "does not give the stored annotations" in r.stderr and "Traceback" not in r.stderr

@@ -145,3 +145,17 @@ def test_cli_config_file_and_bad_values(tmp_path, capsys):
         assert cli_main(["synth", "--out", str(tmp_path / "x"), *argv]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("pfes synth: error:"), err
+
+
+def test_dataset_videos_are_the_videos_generate_dataset_writes(tmp_path):
+    from training.synth import annotation_rows, dataset_videos, write_video_npz
+
+    generate_dataset(tmp_path / "ds", subjects=2, videos_per_subject=2, seed=9, config=SHORT)
+    vids = list(dataset_videos(2, 2, 9, SHORT))
+    assert [v.name for v in vids] == ["s01_01", "s01_02", "s02_01", "s02_02"]
+    for v in vids:
+        write_video_npz(tmp_path / "again.npz", v)
+        assert (tmp_path / "again.npz").read_bytes() == \
+            (tmp_path / "ds" / "landmarks" / f"{v.name}.npz").read_bytes()
+    rows = [",".join(str(x) for x in r) for v in vids for r in annotation_rows(v)]
+    assert rows == (tmp_path / "ds" / "annotations.csv").read_text().splitlines()[1:]

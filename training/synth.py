@@ -11,6 +11,8 @@ correlated jitter, short glitches, frames with no face).
 Public entry points:
     generate_video(seed, config) -> SynthVideo   (in memory)
     generate_dataset(out_dir, subjects, videos_per_subject, seed) -> summary dict
+    dataset_videos(subjects, videos_per_subject, seed, config) -> SynthVideo, ... (in memory,
+                                                 the videos generate_dataset writes)
     write_video_npz(path, video)                 (the landmark file of design.md)
 Same seed, same config => byte-identical files.
 """
@@ -20,7 +22,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -51,6 +53,7 @@ __all__ = [
     "CHANNELS",
     "generate_video",
     "generate_dataset",
+    "dataset_videos",
     "write_video_npz",
     "unpose",
     "annotation_rows",
@@ -351,21 +354,13 @@ def generate_dataset(out_dir: str | Path, subjects: int = 24, videos_per_subject
     total = subjects * videos_per_subject
     n_frames = 0
     done = 0
-    for k in range(subjects):
-        subj = f"s{k + 1:02d}"
-        srng = np.random.default_rng(np.random.SeedSequence([seed, k, 1]))
-        size, width = _layout(srng, cfg)
-        ident = sample_identity(srng, (width, width), relax_mouth=cfg.relax_mouth)
-        for v in range(videos_per_subject):
-            vrng = np.random.default_rng(np.random.SeedSequence([seed, k, 2, v]))
-            vid = generate_video(vrng, cfg, identity=ident, frame_size=size,
-                                 name=f"{subj}_{v + 1:02d}", subject=subj)
-            write_video_npz(lm_dir / f"{vid.name}.npz", vid)
-            rows += annotation_rows(vid)
-            n_frames += len(vid.valid)
-            done += 1
-            if progress is not None:
-                progress(done, total)
+    for vid in dataset_videos(subjects, videos_per_subject, seed, cfg):
+        write_video_npz(lm_dir / f"{vid.name}.npz", vid)
+        rows += annotation_rows(vid)
+        n_frames += len(vid.valid)
+        done += 1
+        if progress is not None:
+            progress(done, total)
     lines = [",".join(ANNOTATION_COLUMNS)] + [",".join(str(x) for x in r) for r in rows]
     (out / "annotations.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     meta = {"generator": "pfes.synth/1", "seed": seed, "subjects": subjects,
@@ -377,3 +372,21 @@ def generate_dataset(out_dir: str | Path, subjects: int = 24, videos_per_subject
         "seconds": n_frames / cfg.fps, "macro": sum(r[5] == "macro" for r in rows),
         "micro": sum(r[5] == "micro" for r in rows), "seed": seed,
     }
+
+
+def dataset_videos(subjects: int, videos_per_subject: int, seed: int,
+                   config: SynthConfig | None = None) -> Iterator[SynthVideo]:
+    """The videos of ``generate_dataset(..., subjects, videos_per_subject, seed, config=config)``
+    in memory, in the same order, with everything the files leave out (distractor spans, AU
+    channels): subject k's identity and camera come from (seed, k), its video v from
+    (seed, k, v)."""
+    cfg = config or SynthConfig()
+    for k in range(subjects):
+        subj = f"s{k + 1:02d}"
+        srng = np.random.default_rng(np.random.SeedSequence([seed, k, 1]))
+        size, width = _layout(srng, cfg)
+        ident = sample_identity(srng, (width, width), relax_mouth=cfg.relax_mouth)
+        for v in range(videos_per_subject):
+            vrng = np.random.default_rng(np.random.SeedSequence([seed, k, 2, v]))
+            yield generate_video(vrng, cfg, identity=ident, frame_size=size,
+                                 name=f"{subj}_{v + 1:02d}", subject=subj)
