@@ -149,7 +149,8 @@ def test_train_bad_settings_are_usage_errors(capsys, tmp_path, data):
     _fails(capsys, ["train", "--data", data, "--out", out, "--lookahead", "-1"], 2, "--lookahead")
     _fails(capsys, ["train", "--data", data, "--out", out, "--hard-negatives", "2"], 2,
            "--hard-negatives")
-    _fails(capsys, ["train", "--data", data, "--out", out, "--epochs", "0"], 2, "epochs")
+    _fails(capsys, ["train", "--data", data, "--out", out, "--epochs", "0"], 2, "--epochs")
+    _fails(capsys, ["crossval", "--data", data, "--epochs", "-3"], 2, "--epochs")
     _fails(capsys, ["train", "--data", data, "--out", out, "--val-fraction", "1.5"], 2,
            "val_fraction")
 

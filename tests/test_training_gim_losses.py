@@ -236,3 +236,14 @@ def test_apex_focal_loss_decreases_toward_targets():
     # a negative below the smoothing offset costs nothing
     assert apex_focal_loss(torch.tensor([[0.2, 0.2]]), torch.tensor([[0.0, 0.0]])).item() == 0.0
     assert LossWeights().apex_micro == 1.8
+
+
+def test_default_epochs_depend_on_the_supervision():
+    from training.trainer import DEFAULT_EPOCHS
+
+    assert TrainConfig().epochs == DEFAULT_EPOCHS["point"] == 60
+    assert TrainConfig(supervision="hard").epochs == TrainConfig(supervision="full").epochs == 40
+    assert TrainConfig(supervision="hard", epochs=7).epochs == 7
+    assert TrainConfig().to_dict()["epochs"] == 60  # the checkpoint stores the resolved number
+    with pytest.raises(InputError):
+        TrainConfig(epochs=-1)

@@ -17,7 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, metavar="DIR", help="dataset directory (design.md layout)")
     p.add_argument("--folds", default="loso", help="'loso' (default) or a number of folds")
     p.add_argument("--supervision", choices=("point", "hard", "full"), default="point")
-    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs (default: 60 with point labels, 40 with hard or full)")
     p.add_argument("--gim-macro-scale", type=float, default=1.0, metavar="S")
     p.add_argument("--gim-micro", choices=("gim", "hard", "point"), default="hard",
                    help="micro points: fixed hard windows (default) or GIM (the paper); see pfes train")
@@ -44,7 +45,7 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         check_output_file(args.json, "JSON output")
     apply_thread_env()
-    cfg = TrainConfig(supervision=args.supervision, epochs=args.epochs, use_iac=not args.no_iac,
+    cfg = TrainConfig(supervision=args.supervision, epochs=_epochs(args.epochs), use_iac=not args.no_iac,
                       gim_macro_scale=args.gim_macro_scale, gim_micro=args.gim_micro,
                       lookahead_frames=args.lookahead,
                       instance_classifier=not args.no_instance_classifier,
@@ -60,3 +61,14 @@ def main(args: argparse.Namespace) -> int:
             json.dump(res, f, indent=2)
             f.write("\n")
     return 0
+
+
+def _epochs(epochs: int | None) -> int:
+    """--epochs as TrainConfig takes it (0: the supervision's default); bad values are exit 2."""
+    from pfes.errors import InputError
+
+    if epochs is None:
+        return 0
+    if epochs < 1:
+        raise InputError(f"--epochs must be >= 1, got {epochs}")
+    return epochs

@@ -16,7 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--supervision", choices=("point", "hard", "full"), default="point",
                    help="point: GIM from point labels (default); hard: fixed windows around "
                    "points; full: ground-truth intervals")
-    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs (default: 60 with point labels, 40 with hard or full)")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--no-iac", action="store_true", help="disable the intensity-aware contrastive loss")
     p.add_argument("--gim-space", choices=("input", "proj"), default="input",
@@ -79,7 +80,7 @@ def main(args: argparse.Namespace) -> int:
     if not 0.0 <= args.despike <= 1.0:
         raise InputError(f"--despike must be in [0, 1] IOD, got {args.despike}")
     check_output_file(args.out, "model")
-    cfg = TrainConfig(supervision=args.supervision, epochs=args.epochs, lr=args.lr,
+    cfg = TrainConfig(supervision=args.supervision, epochs=_epochs(args.epochs), lr=args.lr,
                       use_iac=not args.no_iac, gim_space=args.gim_space,
                       gim_macro_scale=args.gim_macro_scale, gim_micro=args.gim_micro,
                       hard_negative_fraction=args.hard_negatives,
@@ -91,3 +92,14 @@ def main(args: argparse.Namespace) -> int:
                 features=FeatureConfig(despike_iod=args.despike, stable_set=args.stable_set),
                 progress=lambda m: print(f"pfes train: {m}", file=sys.stderr, flush=True))
     return 0
+
+
+def _epochs(epochs: int | None) -> int:
+    """--epochs as TrainConfig takes it (0: the supervision's default); bad values are exit 2."""
+    from pfes.errors import InputError
+
+    if epochs is None:
+        return 0
+    if epochs < 1:
+        raise InputError(f"--epochs must be >= 1, got {epochs}")
+    return epochs
