@@ -3,7 +3,6 @@ several sources share one batched step, status heartbeats reach subscribers."""
 
 from __future__ import annotations
 
-import _thread
 import json
 import signal
 import threading
@@ -73,21 +72,25 @@ def test_ctrl_c_flushes_the_open_expression(tmp_path):
     eng = _AlwaysHigh(net)
     w = EventWriter(tmp_path / "ev.jsonl")
     pipe = _pipe([_Paced(100000, FPS)], eng, writer=w, config=PipelineConfig(realtime=False))
+    main = threading.main_thread().ident
 
     def interrupt():
         while pipe.metrics.stream("fake").frames < 40:
             time.sleep(0.005)
-        # a Ctrl-C in the main thread: SIGINT's Python handler runs there, as when the OS
-        # delivers it. (pthread_kill was lost once in a full CI run, 2026-12-07: the pipeline
-        # ran all 100000 frames; interrupt_main does not depend on the thread's signal mask.)
-        _thread.interrupt_main(signal.SIGINT)
+        signal.pthread_kill(main, signal.SIGINT)  # a real Ctrl-C in the main thread
 
-    t = threading.Thread(target=interrupt)
-    t.start()
-    rep = pipe.run()
-    t.join()
+    # Python installs its Ctrl-C handler only where SIGINT is not ignored at start-up, and a
+    # shell ignores SIGINT for background jobs (`pytest &`, nohup): set it for this test
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        t = threading.Thread(target=interrupt)
+        t.start()
+        rep = pipe.run()
+        t.join()
+    finally:
+        signal.signal(signal.SIGINT, old)
     w.close()
-    assert rep.interrupted, (signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, []))
+    assert rep.interrupted
     assert len(rep.events) == 1  # the expression open at Ctrl-C was flushed
     ev = rep.events[0]
     assert ev.onset_frame == 5 and ev.offset_frame >= 39
