@@ -55,6 +55,16 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def epochs_option(epochs: int | None) -> int:
+    """``--epochs`` of train / crossval as TrainConfig takes it (None -> 0: the supervision's
+    default); a value below 1 is an InputError (exit 2)."""
+    if epochs is None:
+        return 0
+    if epochs < 1:
+        raise InputError(f"--epochs must be >= 1, got {epochs}")
+    return epochs
+
+
 def check_output_file(path: str | os.PathLike, what: str = "output") -> Path:
     """Fail early (InputError, exit 2) if ``path`` cannot be written, before any long work.
 

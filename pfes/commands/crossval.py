@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from pfes.cli import check_output_file
+from pfes.cli import check_output_file, epochs_option
 
 __all__ = ["HELP", "add_arguments", "main"]
 
@@ -45,7 +45,7 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         check_output_file(args.json, "JSON output")
     apply_thread_env()
-    cfg = TrainConfig(supervision=args.supervision, epochs=_epochs(args.epochs), use_iac=not args.no_iac,
+    cfg = TrainConfig(supervision=args.supervision, epochs=epochs_option(args.epochs), use_iac=not args.no_iac,
                       gim_macro_scale=args.gim_macro_scale, gim_micro=args.gim_micro,
                       lookahead_frames=args.lookahead,
                       instance_classifier=not args.no_instance_classifier,
@@ -61,14 +61,3 @@ def main(args: argparse.Namespace) -> int:
             json.dump(res, f, indent=2)
             f.write("\n")
     return 0
-
-
-def _epochs(epochs: int | None) -> int:
-    """--epochs as TrainConfig takes it (0: the supervision's default); bad values are exit 2."""
-    from pfes.errors import InputError
-
-    if epochs is None:
-        return 0
-    if epochs < 1:
-        raise InputError(f"--epochs must be >= 1, got {epochs}")
-    return epochs

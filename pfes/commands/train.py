@@ -61,7 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from pfes.cli import check_output_file
+    from pfes.cli import check_output_file, epochs_option
     from pfes.errors import InputError
     from stream.features import FeatureConfig
     from training.losses import LOSS_PRESETS
@@ -80,7 +80,7 @@ def main(args: argparse.Namespace) -> int:
     if not 0.0 <= args.despike <= 1.0:
         raise InputError(f"--despike must be in [0, 1] IOD, got {args.despike}")
     check_output_file(args.out, "model")
-    cfg = TrainConfig(supervision=args.supervision, epochs=_epochs(args.epochs), lr=args.lr,
+    cfg = TrainConfig(supervision=args.supervision, epochs=epochs_option(args.epochs), lr=args.lr,
                       use_iac=not args.no_iac, gim_space=args.gim_space,
                       gim_macro_scale=args.gim_macro_scale, gim_micro=args.gim_micro,
                       hard_negative_fraction=args.hard_negatives,
@@ -92,14 +92,3 @@ def main(args: argparse.Namespace) -> int:
                 features=FeatureConfig(despike_iod=args.despike, stable_set=args.stable_set),
                 progress=lambda m: print(f"pfes train: {m}", file=sys.stderr, flush=True))
     return 0
-
-
-def _epochs(epochs: int | None) -> int:
-    """--epochs as TrainConfig takes it (0: the supervision's default); bad values are exit 2."""
-    from pfes.errors import InputError
-
-    if epochs is None:
-        return 0
-    if epochs < 1:
-        raise InputError(f"--epochs must be >= 1, got {epochs}")
-    return epochs
