@@ -53,6 +53,9 @@ class Checkpoint:
 def save_checkpoint(path: str | os.PathLike, net: PfesNet, meta: dict) -> Path:
     """Write ``net`` and ``meta`` (JSON-serialisable) atomically to ``path``."""
     path = Path(path)
+    if net.input_scaling_active:
+        raise ModelError("the network still has a training-time input scaling; "
+                         "call fold_input_scaling() before saving")
     try:
         meta_json = json.dumps(meta, sort_keys=True)
     except TypeError as e:

@@ -148,6 +148,7 @@ class PfesNet(nn.Module):
         self.proj = nn.Linear(c, cfg.proj_dim)
         self.intensity_head = nn.Linear(cfg.proj_dim, 1)
         self.apex_head = nn.Linear(c, 2)
+        self._in_scaling: tuple[Tensor, Tensor] | None = None  # see set_input_scaling
         # Start with low intensity and low apex scores: most frames are neutral.
         nn.init.constant_(self.intensity_head.bias, -2.0)
         nn.init.constant_(self.apex_head.bias, -3.0)
@@ -157,10 +158,56 @@ class PfesNet(nn.Module):
         """The residual blocks, typed (``self.blocks`` is an ``nn.ModuleList``)."""
         return [cast(_Block, b) for b in self.blocks]
 
+    # -- input scaling (training only) -----------------------------------------------------
+    @property
+    def input_scaling_active(self) -> bool:
+        """True between :meth:`set_input_scaling` and :meth:`fold_input_scaling`."""
+        return self._in_scaling is not None
+
+    def set_input_scaling(self, shift: Tensor, scale: Tensor) -> None:
+        """Feed the network ``(x - shift) * scale`` instead of x (both ``(F,)``), for training.
+
+        The features are small lengths (about 0.005 IOD of spread), so without this the input
+        layer must grow large weights to see a weak movement. Not saved: call
+        :meth:`fold_input_scaling` before saving, which moves it into the input layer, so the
+        saved network takes raw features and every backend runs it unchanged.
+        """
+        f = self.cfg.in_features
+        shift = torch.as_tensor(shift, dtype=torch.float32).reshape(-1)
+        scale = torch.as_tensor(scale, dtype=torch.float32).reshape(-1)
+        if shift.numel() != f or scale.numel() != f:
+            raise ModelError(f"input scaling needs {f} shifts and scales, got "
+                             f"{shift.numel()} and {scale.numel()}")
+        if not (torch.isfinite(shift).all() and torch.isfinite(scale).all() and (scale > 0).all()):
+            raise ModelError("input scaling must be finite with positive scales")
+        p = self.inp.weight
+        self._in_scaling = (shift.to(p.device, p.dtype), scale.to(p.device, p.dtype))
+
+    @torch.no_grad()
+    def fold_input_scaling(self) -> None:
+        """Move the active input scaling into the input layer (exact up to rounding).
+
+        inp([(x - m) * s * v, v]) = W_x diag(s) (x v) + (W_v - W_x (m * s)) v + b: the scale goes
+        into the feature columns, the shift into the validity column, so invalid frames
+        (x v = 0, v = 0) still see the bias alone.
+        """
+        if self._in_scaling is None:
+            return
+        shift, scale = self._in_scaling
+        f = self.cfg.in_features
+        w = self.inp.weight  # (C, F + 1): features, then validity
+        w_x = w[:, :f].clone()
+        w[:, f] -= w_x @ (shift * scale)
+        w[:, :f] = w_x * scale
+        self._in_scaling = None
+
     # -- shared pieces -------------------------------------------------------------------
     def _embed(self, x: Tensor, valid: Tensor) -> Tensor:
         v = valid.to(x.dtype).unsqueeze(-1)
-        x = torch.nan_to_num(x) * v
+        x = torch.nan_to_num(x)
+        if self._in_scaling is not None:
+            x = (x - self._in_scaling[0]) * self._in_scaling[1]
+        x = x * v
         return self.inp(torch.cat([x, v], dim=-1))
 
     def _heads(self, h: Tensor) -> NetOutput:

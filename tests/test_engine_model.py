@@ -99,3 +99,45 @@ def test_bad_config_and_shapes_raise_model_error():
     with pytest.raises(ModelError):
         net(torch.randn(1, 10, 8))
     assert ModelConfig.from_dict(net.cfg.to_dict()) == net.cfg
+
+
+@pytest.mark.parametrize("lookahead", [0, 4])
+def test_folded_input_scaling_equals_the_scaled_network(lookahead):
+    """Training feeds (x - shift) * scale; folding moves that into the input layer exactly, so
+    the saved network takes raw features, offline and streaming, invalid frames included."""
+    rng = np.random.default_rng(3)
+    net = _net(lookahead)
+    shift = torch.from_numpy(rng.normal(0, 0.01, 7).astype(np.float32))
+    scale = torch.from_numpy(rng.uniform(50, 300, 7).astype(np.float32))
+    x = torch.from_numpy(rng.normal(0, 0.01, (2, 50, 7)).astype(np.float32))
+    valid = torch.from_numpy(rng.random((2, 50)) > 0.2)
+    with torch.no_grad():
+        plain = net(x, valid).intensity
+        net.set_input_scaling(shift, scale)
+        assert net.input_scaling_active
+        scaled = net(x, valid)
+        # the scaling changes what the network computes (else this test proves nothing)
+        assert torch.max(torch.abs(scaled.intensity - plain)) > 1e-2
+        net.fold_input_scaling()
+        assert not net.input_scaling_active
+        folded = net(x, valid)
+    assert torch.max(torch.abs(folded.intensity - scaled.intensity)) <= 1e-4
+    assert torch.max(torch.abs(folded.apex - scaled.apex)) <= 1e-4
+    si, sa = _stream(net, x, valid)
+    assert torch.max(torch.abs(si - scaled.intensity)) <= 1e-4
+
+
+def test_input_scaling_is_checked_and_never_saved(tmp_path):
+    from engine.checkpoint import save_checkpoint
+
+    net = _net(0)
+    with pytest.raises(ModelError, match="7 shifts"):
+        net.set_input_scaling(torch.zeros(6), torch.ones(6))
+    with pytest.raises(ModelError, match="positive"):
+        net.set_input_scaling(torch.zeros(7), torch.zeros(7))
+    net.set_input_scaling(torch.zeros(7), torch.full((7,), 2.0))
+    with pytest.raises(ModelError, match="fold_input_scaling"):
+        save_checkpoint(tmp_path / "m.pt", net, {})
+    assert not (tmp_path / "m.pt").exists()
+    net.fold_input_scaling()
+    save_checkpoint(tmp_path / "m.pt", net, {})

@@ -100,3 +100,37 @@ def test_trainer_saves_the_averaged_weights_it_selected():
     # same seed, same updates: only the weights judged and kept differ
     assert [h["intensity"] for h in plain.history] == [h["intensity"] for h in avg.history]
     assert any(not torch.equal(a, b) for a, b in zip(plain.net.parameters(), avg.net.parameters(), strict=True))
+
+
+def test_input_statistics_are_the_mean_and_spread_of_valid_training_frames():
+    from training.trainer import input_statistics
+
+    rng = np.random.default_rng(2)
+    a = _toy_video("a", "s0", rng, t=200)
+    b = _toy_video("b", "s1", rng, t=300)
+    a.valid[:50] = False
+    a.feats[:50] = 99.0  # invalid frames must not count
+    a.feats[50:, 5] = b.feats[:, 5] = 0.25  # a feature that never varies keeps a bounded scale
+    shift, scale = input_statistics([a, b])
+    x = np.concatenate([a.feats[50:], b.feats]).astype(np.float64)
+    np.testing.assert_allclose(shift.numpy(), x.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(scale.numpy()[:5], 1.0 / x.std(0)[:5], rtol=1e-4)
+    assert scale[5] == pytest.approx(1e4)
+    with pytest.raises(InputError, match="two valid"):
+        a.valid[:] = False
+        input_statistics([a])
+
+
+@pytest.mark.slow
+def test_trainer_with_input_scaling_returns_a_folded_network_that_takes_raw_features():
+    rng = np.random.default_rng(0)
+    vids = [_toy_video(f"s{i}_v{j}", f"s{i}", rng) for i in range(6) for j in range(2)]
+    for v in vids:  # the features' real units: small lengths
+        v.feats *= 0.01
+    split = nested_split([v.subject for v in vids], 0.34, seed=0)
+    cfg = TrainConfig(supervision="full", epochs=8, select_from_epoch=3, select_every_epochs=2,
+                      channels=16, proj_dim=8, dilations=(1, 2, 4), lr=5e-3, batch_videos=2,
+                      input_scaling=True, instance_classifier=False)
+    res = train(vids, split, cfg, fps=30.0)
+    assert not res.net.input_scaling_active
+    assert res.val_result["overall"]["f1"] >= 0.5, res.history

@@ -54,8 +54,8 @@ from training.losses import (
 )
 from training.protocol import Split
 
-__all__ = ["TrainConfig", "TrainVideo", "TrainResult", "train", "video_curves", "SUPERVISIONS",
-           "DEFAULT_EPOCHS"]
+__all__ = ["TrainConfig", "TrainVideo", "TrainResult", "train", "video_curves", "input_statistics",
+           "SUPERVISIONS", "DEFAULT_EPOCHS"]
 
 log = logging.getLogger(__name__)
 SUPERVISIONS = ("point", "hard", "full")
@@ -105,6 +105,9 @@ class TrainConfig:
     # exponential moving average of the weights over about this many epochs, used for selection
     # and saved (0 = off: the raw weights of the selected epoch)
     ema_epochs: float = 0.0
+    # standardise the network's inputs during training (per feature: minus the mean, over the
+    # standard deviation of the training frames), folded into the input layer before saving
+    input_scaling: bool = False
     # after the final operating point, fit the detector's instance classifier (macro or micro
     # for brief runs; calibration/instance_classifier.py) on the selection subjects, kept only
     # if it raises their F1
@@ -252,6 +255,27 @@ def _batch(videos: Sequence[TrainVideo]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(x), torch.from_numpy(m)
 
 
+def input_statistics(videos: Sequence[TrainVideo]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-feature shift and scale for :meth:`PfesNet.set_input_scaling`: the mean and 1 / the
+    standard deviation over the valid frames of ``videos`` (spreads below 1e-4 count as 1e-4, so
+    a feature that never varies in training cannot be blown up later)."""
+    n = 0
+    s1 = s2 = None
+    for v in videos:
+        x = v.feats[v.valid].astype(np.float64)
+        if x.size == 0:
+            continue
+        n += x.shape[0]
+        s1 = x.sum(0) if s1 is None else s1 + x.sum(0)
+        s2 = (x * x).sum(0) if s2 is None else s2 + (x * x).sum(0)
+    if n < 2 or s1 is None or s2 is None:
+        raise InputError("input scaling needs at least two valid training frames")
+    mean = s1 / n
+    sd = np.sqrt(np.maximum(s2 / n - mean * mean, 0.0))
+    return (torch.from_numpy(mean.astype(np.float32)),
+            torch.from_numpy((1.0 / np.maximum(sd, 1e-4)).astype(np.float32)))
+
+
 def video_curves(net: PfesNet, videos: Sequence[TrainVideo]) -> list[Curve]:
     """Network outputs and truth of ``videos`` as operating-point curves."""
     curves = []
@@ -306,6 +330,8 @@ def train(
         dropout=cfg.dropout,
     )
     net = PfesNet(mcfg)
+    if cfg.input_scaling:
+        net.set_input_scaling(*input_statistics(tr))
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step_epochs, cfg.lr_gamma)
     best: tuple | None = None
@@ -362,6 +388,7 @@ def train(
     if best is None:  # unreachable: the last epoch always selects
         raise RuntimeError("no epoch was selected")
     net.load_state_dict(best[2])
+    net.fold_input_scaling()  # the saved network takes raw features (no-op without scaling)
     net.eval()
     # the chosen weights get the final operating point: the wider grid (dip bridging, widening
     # of brief runs, macro offset extension) on the same selection subjects; its result is

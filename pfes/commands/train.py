@@ -54,6 +54,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "synthetic data) or SAMM-LV (IAC 2e-6, sparsity 0.3)")
     p.add_argument("--lookahead", type=int, default=0, metavar="D",
                    help="frames of look-ahead (adds D frames of latency; default 0)")
+    p.add_argument("--input-scaling", action="store_true",
+                   help="standardise each feature (training mean and spread) while training; "
+                        "folded into the saved weights, so the model still takes raw features")
     p.add_argument("--channels", type=int, default=64)
     p.add_argument("--val-fraction", type=float, default=0.2,
                    help="fraction of subjects held aside for epoch and threshold selection")
@@ -86,7 +89,7 @@ def main(args: argparse.Namespace) -> int:
                       hard_negative_fraction=args.hard_negatives,
                       lookahead_frames=args.lookahead, ema_epochs=args.ema_epochs,
                       instance_classifier=not args.no_instance_classifier,
-                      channels=args.channels, seed=args.seed,
+                      channels=args.channels, seed=args.seed, input_scaling=args.input_scaling,
                       weights=LOSS_PRESETS[args.loss_weights])
     train_model(args.data, args.out, cfg, val_fraction=args.val_fraction,
                 features=FeatureConfig(despike_iod=args.despike, stable_set=args.stable_set),
