@@ -259,16 +259,14 @@ def input_statistics(videos: Sequence[TrainVideo]) -> tuple[torch.Tensor, torch.
     """Per-feature shift and scale for :meth:`PfesNet.set_input_scaling`: the mean and 1 / the
     standard deviation over the valid frames of ``videos`` (spreads below 1e-4 count as 1e-4, so
     a feature that never varies in training cannot be blown up later)."""
-    n = 0
-    s1 = s2 = None
+    n_feat = videos[0].feats.shape[1] if videos else 0
+    n, s1, s2 = 0, np.zeros(n_feat), np.zeros(n_feat)  # running sums: no copy of every frame
     for v in videos:
         x = v.feats[v.valid].astype(np.float64)
-        if x.size == 0:
-            continue
         n += x.shape[0]
-        s1 = x.sum(0) if s1 is None else s1 + x.sum(0)
-        s2 = (x * x).sum(0) if s2 is None else s2 + (x * x).sum(0)
-    if n < 2 or s1 is None or s2 is None:
+        s1 += x.sum(0)
+        s2 += (x * x).sum(0)
+    if n < 2:
         raise InputError("input scaling needs at least two valid training frames")
     mean = s1 / n
     sd = np.sqrt(np.maximum(s2 / n - mean * mean, 0.0))
