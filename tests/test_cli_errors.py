@@ -150,9 +150,25 @@ def test_train_bad_settings_are_usage_errors(capsys, tmp_path, data):
     _fails(capsys, ["train", "--data", data, "--out", out, "--hard-negatives", "2"], 2,
            "--hard-negatives")
     _fails(capsys, ["train", "--data", data, "--out", out, "--epochs", "0"], 2, "--epochs")
+    _fails(capsys, ["train", "--data", data, "--out", out, "--lr", "0"], 2, "--lr")
     _fails(capsys, ["crossval", "--data", data, "--epochs", "-3"], 2, "--epochs")
     _fails(capsys, ["train", "--data", data, "--out", out, "--val-fraction", "1.5"], 2,
            "val_fraction")
+
+
+def test_train_rate_and_input_scaling_reach_the_config(monkeypatch, tmp_path, data):
+    import training.workflow
+
+    seen = []
+    monkeypatch.setattr(training.workflow, "train_model", lambda d, o, cfg, **kw: seen.append(cfg))
+    out = str(tmp_path / "m.pt")
+    assert main(["train", "--data", data, "--out", out]) == 0
+    assert main(["train", "--data", data, "--out", out, "--no-input-scaling", "--lr", "3e-3"]) == 0
+    assert main(["train", "--data", data, "--out", out, "--supervision", "hard"]) == 0
+    assert main(["train", "--data", data, "--out", out, "--supervision", "hard",
+                 "--input-scaling"]) == 0
+    assert [(c.lr, c.input_scaling) for c in seen] == [(1e-3, True), (3e-3, False), (2e-3, False),
+                                                        (2e-3, True)]
 
 
 def test_train_unwritable_out_fails_before_training(capsys, tmp_path, data):

@@ -247,3 +247,19 @@ def test_default_epochs_depend_on_the_supervision():
     assert TrainConfig().to_dict()["epochs"] == 60  # the checkpoint stores the resolved number
     with pytest.raises(InputError):
         TrainConfig(epochs=-1)
+
+
+def test_default_rate_and_input_scaling_depend_on_the_supervision():
+    from training.trainer import DEFAULT_INPUT_SCALING, DEFAULT_LR
+
+    point, hard, full = (TrainConfig(supervision=s) for s in ("point", "hard", "full"))
+    assert (point.lr, point.input_scaling) == (DEFAULT_LR["point"], True) == (1e-3, True)
+    assert (hard.lr, hard.input_scaling) == (full.lr, full.input_scaling) == (2e-3, False)
+    assert DEFAULT_INPUT_SCALING == {"point": True, "hard": False, "full": False}
+    # given values win, and the checkpoint stores the resolved ones
+    assert TrainConfig(lr=5e-3, input_scaling=False).to_dict()["lr"] == 5e-3
+    assert TrainConfig(input_scaling=False).input_scaling is False
+    assert TrainConfig(supervision="hard", input_scaling=True).input_scaling is True
+    assert TrainConfig().to_dict()["input_scaling"] is True
+    with pytest.raises(InputError):
+        TrainConfig(lr=-1e-3)

@@ -18,7 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "points; full: ground-truth intervals")
     p.add_argument("--epochs", type=int, default=None,
                    help="training epochs (default: 60 with point labels, 40 with hard or full)")
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--lr", type=float, default=None,
+                   help="Adam's learning rate (default: 1e-3 with point labels, 2e-3 with hard "
+                   "or full)")
     p.add_argument("--no-iac", action="store_true", help="disable the intensity-aware contrastive loss")
     p.add_argument("--gim-space", choices=("input", "proj"), default="input",
                    help="features for GIM's Gaussian: input x_t (default) or projected g_t (reference)")
@@ -54,9 +56,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "synthetic data) or SAMM-LV (IAC 2e-6, sparsity 0.3)")
     p.add_argument("--lookahead", type=int, default=0, metavar="D",
                    help="frames of look-ahead (adds D frames of latency; default 0)")
-    p.add_argument("--input-scaling", action="store_true",
+    p.add_argument("--input-scaling", action=argparse.BooleanOptionalAction, default=None,
                    help="standardise each feature (training mean and spread) while training; "
-                        "folded into the saved weights, so the model still takes raw features")
+                        "folded into the saved weights, so the model still takes raw features "
+                        "(default: on with point labels, off with hard or full)")
     p.add_argument("--channels", type=int, default=64)
     p.add_argument("--val-fraction", type=float, default=0.2,
                    help="fraction of subjects held aside for epoch and threshold selection")
@@ -74,6 +77,8 @@ def main(args: argparse.Namespace) -> int:
     # checked here so that bad usage is exit 2 and fails before features and training
     if args.channels < 1:
         raise InputError(f"--channels must be >= 1, got {args.channels}")
+    if args.lr is not None and not args.lr > 0:
+        raise InputError(f"--lr must be > 0, got {args.lr}")
     if args.lookahead < 0:
         raise InputError(f"--lookahead must be >= 0, got {args.lookahead}")
     if not 0.0 <= args.ema_epochs <= 100.0:
@@ -83,7 +88,8 @@ def main(args: argparse.Namespace) -> int:
     if not 0.0 <= args.despike <= 1.0:
         raise InputError(f"--despike must be in [0, 1] IOD, got {args.despike}")
     check_output_file(args.out, "model")
-    cfg = TrainConfig(supervision=args.supervision, epochs=epochs_option(args.epochs), lr=args.lr,
+    cfg = TrainConfig(supervision=args.supervision, epochs=epochs_option(args.epochs),
+                      lr=args.lr if args.lr is not None else 0.0,
                       use_iac=not args.no_iac, gim_space=args.gim_space,
                       gim_macro_scale=args.gim_macro_scale, gim_micro=args.gim_micro,
                       hard_negative_fraction=args.hard_negatives,
