@@ -193,3 +193,31 @@ def test_micro_errors_refuses_a_set_it_cannot_regenerate(tmp_path):
                         str(tmp_path / "ds")], capture_output=True, text=True)
     assert r.returncode == 1
     assert "does not give the stored annotations" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_micro_ceiling_scores_every_event_and_separates_micro_without_fidgets(tmp_path):
+    from training.synth import SynthConfig, generate_dataset
+
+    # no fidgets: micro-expressions differ from macro-expressions in duration and strength,
+    # so the oracle on exact activations must separate them almost perfectly
+    cfg = SynthConfig(video_length_s=(40.0, 40.0), micro_per_min=(4.0, 4.0), fidgets_per_min=(0.0, 0.0))
+    generate_dataset(tmp_path / "ds", subjects=2, videos_per_subject=1, seed=5, config=cfg)
+    rows = (tmp_path / "ds" / "annotations.csv").read_text().splitlines()[1:]
+    n_micro = sum(ln.split(",")[5] == "micro" for ln in rows)
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "micro_ceiling.py"), "--data",
+                        str(tmp_path / "ds"), "--fit-subjects", "4", "--json", str(tmp_path / "o.json")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "o.json").read_text())
+    assert res["test"]["events"] == len(rows) and res["test"]["micro"] == n_micro >= 2
+    assert res["test"]["fidgets"] == 0
+    for seen in ("activations", "landmark features"):
+        for rule in ("duration + peak", "logistic"):
+            assert res[seen][rule]["test"]["n"] == n_micro
+    assert res["activations"]["duration + peak"]["test"]["f1"] >= 0.9
+
+
+def test_micro_ceiling_refuses_a_directory_that_is_not_a_synthetic_set(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "micro_ceiling.py"), "--data",
+                        str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 1 and "synth_config.json" in r.stderr and "Traceback" not in r.stderr
