@@ -156,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fit-subjects", type=int, default=96)
     ap.add_argument("--json", type=Path, help="also write the result here")
     a = ap.parse_args(argv)
+    if a.fit_subjects < 1:
+        ap.error("--fit-subjects must be >= 1")
     try:
         test = _regenerate(a.data)
     except InputError as e:

@@ -112,7 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except ModuleNotFoundError as e:  # a broken or partial install: say what is missing
+        print(f"pfes: error: a required package is not installed ({e}); run "
+              "pfes from the virtual environment that `bash scripts/install.sh` makes (.venv/bin/pfes)",
+              file=sys.stderr)
+        return 1
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2),

@@ -115,6 +115,16 @@ def test_help_omits_a_registered_command_without_module(capsys, monkeypatch):
     _usage_error(capsys, ["ghost"], "invalid choice")
 
 
+def test_a_command_whose_package_is_missing_is_one_line_and_exit_1(capsys, monkeypatch, tmp_path):
+    # a partial install (e.g. pfes outside its virtual environment, torch absent)
+    (tmp_path / "pfes_cmd_needs_missing.py").write_text("import pfes_no_such_package  # noqa\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(cli.COMMANDS, "needy", "pfes_cmd_needs_missing")
+    assert main(["train", "--help"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pfes_no_such_package" in err and "install.sh" in err
+
+
 def test_no_command_prints_help_and_exits_2(capsys):
     assert main([]) == 2
     assert "COMMAND" in capsys.readouterr().out
