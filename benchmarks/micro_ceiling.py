@@ -136,13 +136,11 @@ def events_of(videos: dict, landmarks: bool = False
 
 
 def f1(pred: np.ndarray, truth: np.ndarray) -> dict:
-    tp = int(np.sum(pred & truth))
-    fp = int(np.sum(pred & ~truth))
-    fn = int(np.sum(~pred & truth))
-    prec = tp / max(tp + fp, 1)
-    rec = tp / max(tp + fn, 1)
-    return {"tp": tp, "fp": fp, "n": tp + fn, "precision": round(prec, 3), "recall": round(rec, 3),
-            "f1": round(2 * prec * rec / max(prec + rec, 1e-9), 3)}
+    """MEGC counts and scores (``training.evaluate``'s) of boolean micro calls, rounded."""
+    from training.evaluate import _stats
+
+    r = _stats(int(np.sum(pred & truth)), int(np.sum(pred & ~truth)), int(np.sum(truth)))
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
