@@ -221,3 +221,31 @@ def test_micro_ceiling_refuses_a_directory_that_is_not_a_synthetic_set(tmp_path)
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "micro_ceiling.py"), "--data",
                         str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 1 and "synth_config.json" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_feature_noise_rebuilds_the_noise_free_face_and_splits_the_noise():
+    import dataclasses
+
+    import numpy as np
+
+    from benchmarks.feature_noise import clean_landmarks, measure
+    from training.synth import generate_video
+    from training.synth_config import SynthConfig
+
+    # with the tracker's error switched off, the posed clean shapes are the landmarks themselves
+    quiet = dataclasses.replace(SynthConfig(), jitter_px_at_200px=(0.0, 0.0),
+                                shape_noise_iod=(0.0, 0.0), glitches_per_min=(0.0, 0.0),
+                                dropouts_per_min=(0.0, 0.0))
+    v = generate_video(3, quiet, length_s=10.0, keep_clean=True)
+    assert np.allclose(clean_landmarks(v), v.landmarks, atol=1e-3)
+    res = measure(2, seed=7, lag=5, length_s=20.0)
+    t = res["noise_rms_iod"]
+    for fit in ("default", "core"):
+        assert 0 < t["no smooth shape noise"][fit] < t["benchmark"][fit]
+        assert 0 < t["no per-landmark jitter"][fit] < t["benchmark"][fit]
+
+
+def test_feature_noise_rejects_bad_arguments():
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "feature_noise.py"), "--videos", "0"],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
