@@ -12,9 +12,10 @@ figure is the RMS of its ``--lag``-frame change, per feature, away from glitches
 
 Rows: the benchmark's tracker error, and the same videos with the smooth shape noise or the
 per-landmark jitter left out (same seeds: everything else is identical); columns: the default
-head-motion fit (``stable_set="default"``) and the ``core`` one. For scale, the signal: each
-labelled micro-expression's largest change of a noise-free displacement feature from the frame
-before its onset to its apex.
+head-motion fit (``stable_set="default"``) and the ``core`` one. The 30 motion features
+(distances moved, >= 0, so noise biases them upwards) get the mean and RMS of their noise. For
+scale, the signal: each labelled micro-expression's largest change of a noise-free displacement
+feature from the frame before its onset to its apex.
 
 Needs numpy and torch (no MediaPipe). Exit codes: 0 done, 1 bad input (one line on stderr),
 2 bad arguments.
@@ -33,6 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 N_DISP = 34  # displacement features: 17 regions x (dx, dy)
+N_MOTION = 30  # then the motion features: 10 groups x 3 lags, distances moved (>= 0)
 VARIANTS = {
     "benchmark": {},
     "no smooth shape noise": {"shape_noise_iod": (0.0, 0.0)},
@@ -82,6 +84,7 @@ def measure(n_videos: int, seed: int, lag: int, length_s: float = 60.0) -> dict:
     configs = {s: FeatureConfig(stable_set=s) for s in STABLE_SETS}
     sums: dict[str, dict[str, list[np.ndarray]]] = {v: {s: [] for s in STABLE_SETS}
                                                     for v in VARIANTS}
+    motion: dict[str, dict[str, list[np.ndarray]]] = {v: {"bias": [], "rms": []} for v in VARIANTS}
     signal: list[float] = []
     guard = max(lag, 12) + 1  # the longest motion lag sees a glitch that long
     for i in range(n_videos):
@@ -95,13 +98,19 @@ def measure(n_videos: int, seed: int, lag: int, length_s: float = 60.0) -> dict:
                 clean_f, _ = extract_features(clean, np.ones(len(clean), bool), video.fps, fcfg)
                 noise = (noisy_f - clean_f)[:, :N_DISP].astype(np.float64)
                 sums[variant][s].append(lag_rms(noise, ok & noisy_v, lag))
+                if s == "default":
+                    m = (noisy_f - clean_f)[ok & noisy_v, N_DISP:N_DISP + N_MOTION]
+                    motion[variant]["bias"].append(m.mean(axis=0))
+                    motion[variant]["rms"].append(np.sqrt((m ** 2).mean(axis=0)))
                 if variant == "benchmark" and s == "default":
                     signal += micro_signal(clean_f, video)
     table = {v: {s: float(np.mean(sums[v][s])) for s in STABLE_SETS} for v in VARIANTS}
+    mot = {v: {k: float(np.mean(motion[v][k])) for k in ("bias", "rms")} for v in VARIANTS}
     sig = np.asarray(signal)
     pct = {f"p{q}": float(np.percentile(sig, q)) for q in (10, 25, 50, 75)} if len(sig) else {}
     return {"videos": n_videos, "seed": seed, "lag_frames": lag, "length_s": length_s,
-            "noise_rms_iod": table, "micro_signal_iod": {"n": int(len(sig)), **pct}}
+            "noise_rms_iod": table, "motion_noise_iod": mot,
+            "micro_signal_iod": {"n": int(len(sig)), **pct}}
 
 
 def render(res: dict) -> str:
@@ -111,6 +120,10 @@ def render(res: dict) -> str:
              f"{'tracker error':26s}" + "".join(f"{s + ' fit':>14s}" for s in STABLE_SETS)]
     for v, row in res["noise_rms_iod"].items():
         lines.append(f"{v:26s}" + "".join(f"{1000 * row[s]:14.2f}" for s in STABLE_SETS))
+    lines.append("motion features (distances moved over 2, 5, 12 frames; default fit): noise mean "
+                 "(bias) and RMS, IOD x 1000")
+    for v, row in res["motion_noise_iod"].items():
+        lines.append(f"{v:26s}{1000 * row['bias']:14.2f}{1000 * row['rms']:14.2f}")
     sig = res["micro_signal_iod"]
     if sig.get("n"):
         lines.append(f"micro-expression signal (largest feature change onset -> apex, IOD x 1000,"

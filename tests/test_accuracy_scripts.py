@@ -243,6 +243,8 @@ def test_feature_noise_rebuilds_the_noise_free_face_and_splits_the_noise():
     for fit in ("default", "core"):
         assert 0 < t["no smooth shape noise"][fit] < t["benchmark"][fit]
         assert 0 < t["no per-landmark jitter"][fit] < t["benchmark"][fit]
+    m = res["motion_noise_iod"]
+    assert 0 < m["no smooth shape noise"]["bias"] < m["benchmark"]["bias"] <= m["benchmark"]["rms"]
 
 
 def test_feature_noise_rejects_bad_arguments():
