@@ -165,7 +165,8 @@ class PfesNet(nn.Module):
         return self._in_scaling is not None
 
     def set_input_scaling(self, shift: Tensor, scale: Tensor) -> None:
-        """Feed the network ``(x - shift) * scale`` instead of x (both ``(F,)``), for training.
+        """Feed the network ``(x - shift) * scale`` instead of x (both ``(F,)``), for training;
+        a matrix ``scale`` (``(F, F)``) feeds ``scale @ (x - shift)`` (a linear input whitening).
 
         The features are small lengths (about 0.005 IOD of spread), so without this the input
         layer must grow large weights to see a weak movement. Not saved: call
@@ -174,12 +175,16 @@ class PfesNet(nn.Module):
         """
         f = self.cfg.in_features
         shift = torch.as_tensor(shift, dtype=torch.float32).reshape(-1)
-        scale = torch.as_tensor(scale, dtype=torch.float32).reshape(-1)
-        if shift.numel() != f or scale.numel() != f:
-            raise ModelError(f"input scaling needs {f} shifts and scales, got "
-                             f"{shift.numel()} and {scale.numel()}")
-        if not (torch.isfinite(shift).all() and torch.isfinite(scale).all() and (scale > 0).all()):
-            raise ModelError("input scaling must be finite with positive scales")
+        scale = torch.as_tensor(scale, dtype=torch.float32)
+        if scale.ndim != 2:
+            scale = scale.reshape(-1)
+        if shift.numel() != f or scale.shape not in ((f,), (f, f)):
+            raise ModelError(f"input scaling needs {f} shifts and {f} scales or an {f} x {f} "
+                             f"matrix, got {shift.numel()} and {tuple(scale.shape)}")
+        if not (torch.isfinite(shift).all() and torch.isfinite(scale).all()):
+            raise ModelError("input scaling must be finite")
+        if scale.ndim == 1 and not (scale > 0).all():
+            raise ModelError("input scaling must have positive scales")
         p = self.inp.weight
         self._in_scaling = (shift.to(p.device, p.dtype), scale.to(p.device, p.dtype))
 
@@ -189,7 +194,8 @@ class PfesNet(nn.Module):
 
         inp([(x - m) * s * v, v]) = W_x diag(s) (x v) + (W_v - W_x (m * s)) v + b: the scale goes
         into the feature columns, the shift into the validity column, so invalid frames
-        (x v = 0, v = 0) still see the bias alone.
+        (x v = 0, v = 0) still see the bias alone. A matrix S the same way: W_x S and
+        W_v - W_x S m.
         """
         if self._in_scaling is None:
             return
@@ -197,8 +203,12 @@ class PfesNet(nn.Module):
         f = self.cfg.in_features
         w = self.inp.weight  # (C, F + 1): features, then validity
         w_x = w[:, :f].clone()
-        w[:, f] -= w_x @ (shift * scale)
-        w[:, :f] = w_x * scale
+        if scale.ndim == 2:
+            w[:, f] -= w_x @ (scale @ shift)
+            w[:, :f] = w_x @ scale
+        else:
+            w[:, f] -= w_x @ (shift * scale)
+            w[:, :f] = w_x * scale
         self._in_scaling = None
 
     # -- shared pieces -------------------------------------------------------------------
@@ -206,7 +216,8 @@ class PfesNet(nn.Module):
         v = valid.to(x.dtype).unsqueeze(-1)
         x = torch.nan_to_num(x)
         if self._in_scaling is not None:
-            x = (x - self._in_scaling[0]) * self._in_scaling[1]
+            shift, scale = self._in_scaling
+            x = (x - shift) @ scale.T if scale.ndim == 2 else (x - shift) * scale
         x = x * v
         return self.inp(torch.cat([x, v], dim=-1))
 

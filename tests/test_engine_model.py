@@ -101,14 +101,17 @@ def test_bad_config_and_shapes_raise_model_error():
     assert ModelConfig.from_dict(net.cfg.to_dict()) == net.cfg
 
 
-@pytest.mark.parametrize("lookahead", [0, 4])
-def test_folded_input_scaling_equals_the_scaled_network(lookahead):
-    """Training feeds (x - shift) * scale; folding moves that into the input layer exactly, so
-    the saved network takes raw features, offline and streaming, invalid frames included."""
+@pytest.mark.parametrize("lookahead,matrix", [(0, False), (4, False), (0, True), (4, True)])
+def test_folded_input_scaling_equals_the_scaled_network(lookahead, matrix):
+    """Training feeds (x - shift) * scale (or scale @ (x - shift) for a whitening matrix);
+    folding moves that into the input layer exactly, so the saved network takes raw features,
+    offline and streaming, invalid frames included."""
     rng = np.random.default_rng(3)
     net = _net(lookahead)
     shift = torch.from_numpy(rng.normal(0, 0.01, 7).astype(np.float32))
     scale = torch.from_numpy(rng.uniform(50, 300, 7).astype(np.float32))
+    if matrix:  # a full matrix, not symmetric: rows and columns must not be swapped
+        scale = torch.diag(scale) + torch.from_numpy(rng.normal(0, 40, (7, 7)).astype(np.float32))
     x = torch.from_numpy(rng.normal(0, 0.01, (2, 50, 7)).astype(np.float32))
     valid = torch.from_numpy(rng.random((2, 50)) > 0.2)
     with torch.no_grad():
@@ -135,6 +138,10 @@ def test_input_scaling_is_checked_and_never_saved(tmp_path):
         net.set_input_scaling(torch.zeros(6), torch.ones(6))
     with pytest.raises(ModelError, match="positive"):
         net.set_input_scaling(torch.zeros(7), torch.zeros(7))
+    with pytest.raises(ModelError, match="7 x 7"):
+        net.set_input_scaling(torch.zeros(7), torch.eye(6))
+    with pytest.raises(ModelError, match="finite"):
+        net.set_input_scaling(torch.zeros(7), torch.full((7, 7), float("nan")))
     net.set_input_scaling(torch.zeros(7), torch.full((7,), 2.0))
     with pytest.raises(ModelError, match="fold_input_scaling"):
         save_checkpoint(tmp_path / "m.pt", net, {})

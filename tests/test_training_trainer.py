@@ -121,6 +121,42 @@ def test_input_statistics_are_the_mean_and_spread_of_valid_training_frames():
         input_statistics([a])
 
 
+def test_input_whitening_decorrelates_the_displacement_columns_and_standardises_all():
+    from training.trainer import input_whitening
+
+    rng = np.random.default_rng(4)
+    vids = []
+    for i in range(3):
+        t = 900
+        shared = rng.normal(0, 0.01, t)  # an error two neighbouring regions share
+        x = np.zeros((t, 5))
+        x[:, 0] = shared + 0.002 * rng.normal(size=t)
+        x[:, 1] = shared + 0.002 * rng.normal(size=t)
+        x[:, 2:] = rng.normal(0, [0.01, 0.02, 0.03], (t, 3))
+        x[400:431, 0] += 0.2 * np.sin(np.linspace(0, np.pi, 31))  # a labelled expression
+        pts = [Point(415, 0, 400, 415, 430)]
+        vids.append(TrainVideo(f"v{i}", f"s{i}", x.astype(np.float32), np.ones(t, bool), pts,
+                               [Interval(400, 430, "macro", 1.0, 415)]))
+    shift, mat = input_whitening(vids, [0, 1], 30.0)
+    x = np.concatenate([v.feats for v in vids]).astype(np.float64)
+    y = (x - shift.numpy()) @ mat.numpy().T
+    np.testing.assert_allclose(y.std(0), 1.0, rtol=1e-3)  # every output standardised
+    np.testing.assert_allclose(mat.numpy()[2:, :2], 0.0)  # the other columns are only scaled
+    np.testing.assert_allclose(np.diag(mat.numpy())[2:], 1.0 / x[:, 2:].std(0), rtol=1e-3)
+
+    def change_corr(z):  # correlation of columns 0 and 1's 5-frame change away from the point
+        away = np.r_[0:340, 490:900]
+        d = np.concatenate([(v[5:] - v[:-5])[away[away < 895]] for v in np.split(z, 3)])
+        return np.corrcoef(d[:, 0], d[:, 1])[0, 1]
+
+    assert change_corr(x) > 0.9
+    assert abs(change_corr(y)) < 0.3  # not 0: the covariance is shrunk towards its diagonal
+    with pytest.raises(InputError, match="two distinct"):
+        input_whitening(vids, [0, 7], 30.0)
+    with pytest.raises(InputError, match="needs input scaling"):
+        TrainConfig(input_whitening=True, input_scaling=False)
+
+
 @pytest.mark.slow
 def test_trainer_with_input_scaling_returns_a_folded_network_that_takes_raw_features():
     rng = np.random.default_rng(0)

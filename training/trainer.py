@@ -117,6 +117,11 @@ class TrainConfig:
     # standard deviation of the training frames), folded into the input layer before saving;
     # None: DEFAULT_INPUT_SCALING[supervision]
     input_scaling: bool | None = None
+    # with input scaling: also decorrelate the displacement features (ZCA-whiten them by the pooled
+    # covariance of their change over ``WHITEN_LAG_S`` away from every point, where it is tracker
+    # error and distractors: neighbouring landmarks err together), then standardise; folded into
+    # the input layer like the scaling. Off by default (an experiment; see input_whitening)
+    input_whitening: bool = False
     # after the final operating point, fit the detector's instance classifier (macro or micro
     # for brief runs; calibration/instance_classifier.py) on the selection subjects, kept only
     # if it raises their F1
@@ -145,6 +150,8 @@ class TrainConfig:
             raise InputError("gim_space must be 'input' or 'proj'")
         if not self.lr > 0:
             raise InputError("lr must be > 0")
+        if self.input_whitening and not self.input_scaling:
+            raise InputError("input whitening needs input scaling")
         if not 0.0 <= self.ema_epochs <= 100.0:
             raise InputError("ema_epochs must be in [0, 100]")
 
@@ -287,6 +294,51 @@ def input_statistics(videos: Sequence[TrainVideo]) -> tuple[torch.Tensor, torch.
             torch.from_numpy((1.0 / np.maximum(sd, 1e-4)).astype(np.float32)))
 
 
+WHITEN_LAG_S = 5 / 30  # a micro-expression's onset
+WHITEN_AWAY_S = 2.0  # frames this far from every point count as "no labelled expression"
+WHITEN_SHRINK = 0.02  # share of the diagonal mixed into the covariance before inverting
+
+
+def input_whitening(videos: Sequence[TrainVideo], columns: Sequence[int], fps: float,
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shift (F,) and matrix (F, F) for :meth:`PfesNet.set_input_scaling`: ``columns`` (the
+    displacement features) ZCA-whitened by the pooled covariance of their change over
+    ``WHITEN_LAG_S``, on valid frames at least ``WHITEN_AWAY_S`` from every point (shrunk by
+    ``WHITEN_SHRINK`` towards its diagonal), every other feature left as it is; then each output
+    standardised over the valid frames, as :func:`input_statistics` does."""
+    n_feat = videos[0].feats.shape[1] if videos else 0
+    cols = np.asarray(columns, dtype=int)
+    if cols.size < 2 or cols.min() < 0 or cols.max() >= n_feat or len(set(cols.tolist())) != cols.size:
+        raise InputError(f"input whitening needs at least two distinct feature columns < {n_feat}")
+    lag = max(1, int(round(WHITEN_LAG_S * fps)))
+    reach = int(round(WHITEN_AWAY_S * fps))
+    n, s1, s2 = 0, np.zeros(n_feat), np.zeros((n_feat, n_feat))
+    m, d2 = 0, np.zeros((cols.size, cols.size))
+    for v in videos:
+        x = v.feats[v.valid].astype(np.float64)
+        n += x.shape[0]
+        s1 += x.sum(0)
+        s2 += x.T @ x
+        ok = v.valid & _far_from_points(v, reach)
+        both = ok[lag:] & ok[:-lag]
+        d = (v.feats[lag:, cols] - v.feats[:-lag, cols]).astype(np.float64)[both]
+        m += d.shape[0]
+        d2 += d.T @ d  # the changes' mean is ~0: a second moment is the covariance
+    if n < 2 or m < 10 * cols.size:
+        raise InputError(f"input whitening needs more frames away from the points ({m} found)")
+    cov = d2 / m
+    cov = (1 - WHITEN_SHRINK) * cov + WHITEN_SHRINK * np.diag(np.diag(cov))
+    e, u = np.linalg.eigh(cov)
+    e = np.maximum(e, e.max() * 1e-9)
+    z = np.eye(n_feat)
+    z[np.ix_(cols, cols)] = (u / np.sqrt(e)) @ u.T
+    mean = s1 / n
+    level = s2 / n - np.outer(mean, mean)  # covariance of the raw features
+    sd = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", z, level, z), 0.0))
+    mat = z / np.maximum(sd, 1e-4 * np.sqrt(np.diag(z @ z.T)))[:, None]
+    return torch.from_numpy(mean.astype(np.float32)), torch.from_numpy(mat.astype(np.float32))
+
+
 def video_curves(net: PfesNet, videos: Sequence[TrainVideo]) -> list[Curve]:
     """Network outputs and truth of ``videos`` as operating-point curves."""
     curves = []
@@ -325,8 +377,11 @@ def train(
     cfg: TrainConfig,
     fps: float,
     progress: Callable[[dict], None] | None = None,
+    whiten_columns: Sequence[int] | None = None,
 ) -> TrainResult:
-    """Train on ``split.inner_train`` videos, select on ``split.inner_val``. Never reads test."""
+    """Train on ``split.inner_train`` videos, select on ``split.inner_val``. Never reads test.
+
+    whiten_columns: the displacement features' columns, needed with ``cfg.input_whitening``."""
     tr = [v for v in videos if v.subject in set(split.inner_train)]
     va = [v for v in videos if v.subject in set(split.inner_val)]
     if not tr or not va:
@@ -341,7 +396,11 @@ def train(
         dropout=cfg.dropout,
     )
     net = PfesNet(mcfg)
-    if cfg.input_scaling:
+    if cfg.input_whitening:
+        if not whiten_columns:
+            raise InputError("input whitening needs the displacement features' columns")
+        net.set_input_scaling(*input_whitening(tr, whiten_columns, fps))
+    elif cfg.input_scaling:
         net.set_input_scaling(*input_statistics(tr))
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step_epochs, cfg.lr_gamma)

@@ -116,7 +116,8 @@ def train_model(
         progress(f"epoch {rec['epoch'] + 1}/{cfg.epochs}  {rec['seconds']:.1f}s  "
                  f"intensity {rec.get('intensity', 0):.4f}{extra}")
 
-    res = train(videos, split, cfg, fps, progress=on_epoch)
+    disp = [i for i, name in enumerate(spec["names"]) if name.endswith((".dx", ".dy"))]
+    res = train(videos, split, cfg, fps, progress=on_epoch, whiten_columns=disp)
     meta = {
         "feature_spec": spec,
         "detector": res.detector.to_dict(),

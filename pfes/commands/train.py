@@ -60,6 +60,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="standardise each feature (training mean and spread) while training; "
                         "folded into the saved weights, so the model still takes raw features "
                         "(default: on with point labels, off with hard or full)")
+    p.add_argument("--input-whitening", action="store_true",
+                   help="with input scaling, also decorrelate the 34 displacement features by "
+                        "the covariance of their change away from the points (the tracker's "
+                        "error moves neighbouring regions together); an experiment, off by default")
     p.add_argument("--channels", type=int, default=64)
     p.add_argument("--val-fraction", type=float, default=0.2,
                    help="fraction of subjects held aside for epoch and threshold selection")
@@ -96,6 +100,7 @@ def main(args: argparse.Namespace) -> int:
                       lookahead_frames=args.lookahead, ema_epochs=args.ema_epochs,
                       instance_classifier=not args.no_instance_classifier,
                       channels=args.channels, seed=args.seed, input_scaling=args.input_scaling,
+                      input_whitening=args.input_whitening,
                       weights=LOSS_PRESETS[args.loss_weights])
     train_model(args.data, args.out, cfg, val_fraction=args.val_fraction,
                 features=FeatureConfig(despike_iod=args.despike, stable_set=args.stable_set),
