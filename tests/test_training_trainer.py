@@ -53,6 +53,32 @@ def test_trainer_learns_toy_problem(supervision):
     assert bool(res.detector.instance_classifier) == ic["used"]
 
 
+def test_pipeline_selection_scores_what_the_saved_model_runs():
+    """Selection "grid" sees the thresholds alone; "pipeline" also bridges a dip, as the saved
+    model's detector will: an expression whose intensity dips in the middle is two half-length
+    runs (no match at IoU 0.5) for the first, one match for the second."""
+    from calibration.operating_point import Curve
+    from training.trainer import _selection_result
+
+    curves = []
+    for k in range(4):
+        t = 900
+        inten, apex, truth = np.full(t, 0.05), np.zeros((t, 2)), []
+        for s in range(60 + 7 * k, 800, 150):
+            e = s + 60
+            inten[s:e + 1] = 0.9
+            inten[s + 28:s + 33] = 0.1  # the dip: 5 frames
+            apex[s:e + 1, 0] = 0.5
+            truth.append(Interval(s, e, "macro", 1.0, s + 15))
+        curves.append(Curve(f"v{k}", inten, apex, np.ones(t, bool), truth))
+    grid = _selection_result(TrainConfig(selection="grid"), curves, 30.0)
+    pipe = _selection_result(TrainConfig(selection="pipeline"), curves, 30.0)
+    assert grid["overall"]["f1"] < 0.2
+    assert pipe["overall"]["f1"] == pytest.approx(1.0)
+    with pytest.raises(InputError, match="selection"):
+        TrainConfig(selection="final")
+
+
 def test_splits_never_mix_held_out_subjects():
     subs = [f"s{i}" for i in range(10)]
     for sp in loso_folds(subs):

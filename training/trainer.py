@@ -34,7 +34,7 @@ from calibration.instance_classifier import (
     micro_limits_for,
     summarize_instance_classifier,
 )
-from calibration.operating_point import FINAL_GRID, Curve, fit_operating_point
+from calibration.operating_point import FINAL_GRID, SELECTION_GRID, Curve, fit_operating_point
 from engine.detector import DetectorConfig
 from engine.model import ModelConfig, PfesNet
 from pfes.errors import InputError
@@ -126,6 +126,11 @@ class TrainConfig:
     # for brief runs; calibration/instance_classifier.py) on the selection subjects, kept only
     # if it raises their F1
     instance_classifier: bool = True
+    # what picks the epoch on the selection subjects: "grid", the detector's thresholds alone
+    # (DEFAULT_GRID), or "pipeline", what the saved model will run: SELECTION_GRID (dip bridging,
+    # offset extension) and then the instance classifier (if on). "pipeline" costs about 20 s more
+    # per selection epoch on 144 subjects; an experiment, off by default (see RESULTS.md)
+    selection: str = "grid"
     weights: LossWeights = field(default_factory=LossWeights)
     gim: GimConfig = field(default_factory=GimConfig)
 
@@ -150,6 +155,8 @@ class TrainConfig:
             raise InputError("gim_space must be 'input' or 'proj'")
         if not self.lr > 0:
             raise InputError("lr must be > 0")
+        if self.selection not in ("grid", "pipeline"):
+            raise InputError("selection must be 'grid' or 'pipeline'")
         if self.input_whitening and not self.input_scaling:
             raise InputError("input whitening needs input scaling")
         if not 0.0 <= self.ema_epochs <= 100.0:
@@ -348,6 +355,17 @@ def video_curves(net: PfesNet, videos: Sequence[TrainVideo]) -> list[Curve]:
     return curves
 
 
+def _selection_result(cfg: TrainConfig, curves: list[Curve], fps: float) -> dict:
+    """MEGC result on the selection subjects that ranks an epoch (see ``TrainConfig.selection``)."""
+    if cfg.selection == "grid":
+        return fit_operating_point(curves, fps)[1]["result"]
+    det, info = fit_operating_point(curves, fps, grid=SELECTION_GRID)
+    if cfg.instance_classifier:
+        det, info = fit_instance_classifier(curves, fps, det,
+                                            micro_limits=micro_limits_for(cfg.lookahead_frames))
+    return info["result"]
+
+
 class _Ema:
     """Exponential moving average of a network's weights, horizon ``steps`` optimiser steps
     (each update moves it 1/steps of the way to the current weights; the n-th update moves it
@@ -443,13 +461,12 @@ def train(
         last = epoch == cfg.epochs - 1
         if (epoch >= cfg.select_from_epoch and (epoch + 1) % cfg.select_every_epochs == 0) or last:
             judged = net if ema is None else ema.net
-            det, info = fit_operating_point(video_curves(judged, va), fps)
-            res = info["result"]
+            res = _selection_result(cfg, video_curves(judged, va), fps)
             rec["val_f1"] = round(res["overall"]["f1"], 4)
             rec["val_micro_f1"] = round(res["micro"]["f1"], 4)
             key = (res["overall"]["f1"], res["micro"]["f1"])
             if best is None or key > best[0]:
-                best = (key, epoch, copy.deepcopy(judged.state_dict()), det, res)
+                best = (key, epoch, copy.deepcopy(judged.state_dict()), res)
         history.append(rec)
         if progress:
             progress(rec)
@@ -462,7 +479,7 @@ def train(
     net.eval()
     # the chosen weights get the final operating point: the wider grid (dip bridging, widening
     # of brief runs, macro offset extension) on the same selection subjects; its result is
-    # never worse than best[4]
+    # never worse than best[3] with selection "grid"
     curves = video_curves(net, va)
     det, info = fit_operating_point(curves, fps, grid=FINAL_GRID)
     ic = None
