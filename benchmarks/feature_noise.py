@@ -15,7 +15,11 @@ per-landmark jitter left out (same seeds: everything else is identical); columns
 head-motion fit (``stable_set="default"``) and the ``core`` one. The 30 motion features
 (distances moved, >= 0, so noise biases them upwards) get the mean and RMS of their noise. For
 scale, the signal: each labelled micro-expression's largest change of a noise-free displacement
-feature from the frame before its onset to its apex.
+feature from the frame before its onset to its apex. Last, how much decorrelating the 34
+features could help a linear detector: the matched-filter signal-to-noise ratio of each
+micro-expression's change under its video's true noise, for a filter on standardised features,
+one decorrelated by the pooled covariance of the changes away from expressions (``pfes train
+--input-whitening``), and one decorrelated by the video's own noise (an oracle).
 
 Needs numpy and torch (no MediaPipe). Exit codes: 0 done, 1 bad input (one line on stderr),
 2 bad arguments.
@@ -76,16 +80,58 @@ def micro_signal(clean_feats: np.ndarray, video) -> list[float]:
     return out
 
 
+def micro_vectors(clean_feats: np.ndarray, video) -> list[np.ndarray]:
+    """Each labelled micro-expression's noise-free displacement change, frame before onset ->
+    apex: (34,) per instance."""
+    return [(clean_feats[i.apex, :N_DISP] - clean_feats[max(i.onset - 1, 0), :N_DISP]).astype(np.float64)
+            for i in video.instances if i.kind == "micro"]
+
+
+def away_changes(feats: np.ndarray, valid: np.ndarray, video, lag: int, away: int) -> np.ndarray:
+    """The displacement features' ``lag``-frame changes on valid frames at least ``away`` frames
+    from every labelled instance (what a trainer can see of the noise and the distractors)."""
+    ok = valid.copy()
+    for i in video.instances:
+        ok[max(0, i.onset - away):i.offset + away + 1] = False
+    both = ok[lag:] & ok[:-lag]
+    return (feats[lag:, :N_DISP] - feats[:-lag, :N_DISP]).astype(np.float64)[both]
+
+
+def detectability(signals: list[tuple[np.ndarray, int]], noise: list[np.ndarray],
+                  away: list[np.ndarray], shrink: float) -> dict:
+    """Signal-to-noise ratio of a matched linear filter for each micro-expression's change
+    (knowing its direction: an upper bound for a linear detector at one lag), under its own
+    video's true noise covariance, for filters built three ways: each feature standardised
+    (diagonal), decorrelated by the pooled covariance of the changes away from expressions
+    (what ``pfes train --input-whitening`` estimates, shrunk alike), decorrelated by the video's
+    own noise covariance (an oracle)."""
+    pooled = np.cov(np.concatenate(away).T)
+    pooled = (1 - shrink) * pooled + shrink * np.diag(np.diag(pooled))
+    ways: dict[str, list[float]] = {"standardised": [], "pooled whitening": [], "own noise (oracle)": []}
+    for sig, i in signals:
+        true = np.cov(noise[i].T)
+        for way, cov in (("standardised", np.diag(np.diag(pooled))), ("pooled whitening", pooled),
+                         ("own noise (oracle)", true)):
+            w = np.linalg.solve(cov, sig)
+            ways[way].append(float(w @ sig / np.sqrt(w @ true @ w)))
+    return {way: {f"p{q}": float(np.percentile(v, q)) for q in (10, 25, 50)} for way, v in ways.items()
+            if v}
+
+
 def measure(n_videos: int, seed: int, lag: int, length_s: float = 60.0) -> dict:
     from stream.features import FeatureConfig, extract_features
     from training.synth import generate_video
     from training.synth_config import SynthConfig
+    from training.trainer import WHITEN_AWAY_S, WHITEN_SHRINK
 
     configs = {s: FeatureConfig(stable_set=s) for s in STABLE_SETS}
     sums: dict[str, dict[str, list[np.ndarray]]] = {v: {s: [] for s in STABLE_SETS}
                                                     for v in VARIANTS}
     motion: dict[str, dict[str, list[np.ndarray]]] = {v: {"bias": [], "rms": []} for v in VARIANTS}
     signal: list[float] = []
+    vectors: list[tuple[np.ndarray, int]] = []
+    noise_changes: list[np.ndarray] = []
+    away: list[np.ndarray] = []
     guard = max(lag, 12) + 1  # the longest motion lag sees a glitch that long
     for i in range(n_videos):
         # the variants draw the same random numbers, so the face, its head motion and its clean
@@ -101,10 +147,16 @@ def measure(n_videos: int, seed: int, lag: int, length_s: float = 60.0) -> dict:
                 clean_f = {s: extract_features(clean, every, video.fps, fcfg)[0]
                            for s, fcfg in configs.items()}
                 signal += micro_signal(clean_f["default"], video)
+                vectors += [(vec, i) for vec in micro_vectors(clean_f["default"], video)]
             for s, fcfg in configs.items():
                 noisy_f, noisy_v = extract_features(video.landmarks, video.valid, video.fps, fcfg)
                 diff = (noisy_f - clean_f[s]).astype(np.float64)
                 sums[variant][s].append(lag_rms(diff[:, :N_DISP], ok & noisy_v, lag))
+                if s == "default" and variant == "benchmark":
+                    both = (ok & noisy_v)[lag:] & (ok & noisy_v)[:-lag]
+                    noise_changes.append((diff[lag:, :N_DISP] - diff[:-lag, :N_DISP])[both])
+                    away.append(away_changes(noisy_f, noisy_v, video, lag,
+                                             int(round(WHITEN_AWAY_S * video.fps))))
                 if s == "default":
                     m = diff[ok & noisy_v, N_DISP:N_DISP + N_MOTION]
                     motion[variant]["bias"].append(m.mean(axis=0))
@@ -115,7 +167,8 @@ def measure(n_videos: int, seed: int, lag: int, length_s: float = 60.0) -> dict:
     pct = {f"p{q}": float(np.percentile(sig, q)) for q in (10, 25, 50, 75)} if len(sig) else {}
     return {"videos": n_videos, "seed": seed, "lag_frames": lag, "length_s": length_s,
             "noise_rms_iod": table, "motion_noise_iod": mot,
-            "micro_signal_iod": {"n": int(len(sig)), **pct}}
+            "micro_signal_iod": {"n": int(len(sig)), **pct},
+            "matched_filter_snr": detectability(vectors, noise_changes, away, WHITEN_SHRINK)}
 
 
 def render(res: dict) -> str:
@@ -134,6 +187,12 @@ def render(res: dict) -> str:
         lines.append(f"micro-expression signal (largest feature change onset -> apex, IOD x 1000,"
                      f" n={sig['n']}): p10 {1000 * sig['p10']:.1f}  p25 {1000 * sig['p25']:.1f}"
                      f"  median {1000 * sig['p50']:.1f}  p75 {1000 * sig['p75']:.1f}")
+    snr = res.get("matched_filter_snr")
+    if snr:
+        lines.append(f"matched-filter SNR of each micro-expression's {lag}-frame change under its "
+                     "video's noise (benchmark, default fit), filter built from:")
+        for way, q in snr.items():
+            lines.append(f"{way:26s}p10 {q['p10']:6.1f}  p25 {q['p25']:6.1f}  median {q['p50']:6.1f}")
     return "\n".join(lines)
 
 
