@@ -261,5 +261,8 @@ def test_default_rate_and_input_scaling_depend_on_the_supervision():
     assert TrainConfig(input_scaling=False).input_scaling is False
     assert TrainConfig(supervision="hard", input_scaling=True).input_scaling is True
     assert TrainConfig().to_dict()["input_scaling"] is True
+    # the epoch is selected by the whole pipeline with point labels, by the thresholds otherwise
+    assert (point.selection, hard.selection, full.selection) == ("pipeline", "grid", "grid")
+    assert TrainConfig(selection="grid").to_dict()["selection"] == "grid"
     with pytest.raises(InputError):
         TrainConfig(lr=-1e-3)

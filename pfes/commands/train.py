@@ -64,11 +64,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with input scaling, also decorrelate the 34 displacement features by "
                         "the covariance of their change away from the points (the tracker's "
                         "error moves neighbouring regions together); an experiment, off by default")
-    p.add_argument("--selection", choices=("grid", "pipeline"), default="grid",
-                   help="what picks the epoch on the selection subjects: the detector's "
-                        "thresholds alone (grid, default) or the whole pipeline the model will "
-                        "run, dip bridging and instance classifier included (pipeline; about "
-                        "20 s more per selection epoch; an experiment)")
+    p.add_argument("--selection", choices=("grid", "pipeline"), default=None,
+                   help="what picks the epoch on the selection subjects: the whole pipeline the "
+                        "model will run, dip bridging and instance classifier included "
+                        "(pipeline; about 20 s more per selection epoch), or the detector's "
+                        "thresholds alone (grid) (default: pipeline with point labels, grid with "
+                        "hard or full)")
     p.add_argument("--channels", type=int, default=64)
     p.add_argument("--val-fraction", type=float, default=0.2,
                    help="fraction of subjects held aside for epoch and threshold selection")
@@ -105,7 +106,7 @@ def main(args: argparse.Namespace) -> int:
                       lookahead_frames=args.lookahead, ema_epochs=args.ema_epochs,
                       instance_classifier=not args.no_instance_classifier,
                       channels=args.channels, seed=args.seed, input_scaling=args.input_scaling,
-                      input_whitening=args.input_whitening, selection=args.selection,
+                      input_whitening=args.input_whitening, selection=args.selection or "",
                       weights=LOSS_PRESETS[args.loss_weights])
     train_model(args.data, args.out, cfg, val_fraction=args.val_fraction,
                 features=FeatureConfig(despike_iod=args.despike, stable_set=args.stable_set),
