@@ -75,8 +75,8 @@ DEFAULT_INPUT_SCALING = {"point": True, "hard": False, "full": False}
 # What picks the epoch when nothing is given (TrainConfig(selection=""), `pfes train` without
 # --selection). Point labels select by the whole pipeline: on 144 synthetic subjects, seeds 0-1,
 # against the thresholds alone the development F1 rose 0.881 -> 0.893 with its micro F1 0.606 ->
-# 0.610 (RESULTS.md, "Selecting the epoch by the whole pipeline"); hard windows and full
-# intervals were not measured with it and keep "grid".
+# 0.610 (RESULTS.md, "Decorrelated inputs, and selecting the epoch by the whole pipeline");
+# hard windows and full intervals were not measured with it and keep "grid".
 DEFAULT_SELECTION = {"point": "pipeline", "hard": "grid", "full": "grid"}
 
 
