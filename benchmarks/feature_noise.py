@@ -70,21 +70,16 @@ def lag_rms(noise: np.ndarray, ok: np.ndarray, lag: int) -> np.ndarray:
     return np.sqrt(np.mean(d[both] ** 2, axis=0))
 
 
-def micro_signal(clean_feats: np.ndarray, video) -> list[float]:
-    """Largest |change| of a noise-free displacement feature, frame before onset -> apex."""
-    out = []
-    for ins in video.instances:
-        if ins.kind == "micro":
-            before = clean_feats[max(ins.onset - 1, 0), :N_DISP]
-            out.append(float(np.abs(clean_feats[ins.apex, :N_DISP] - before).max()))
-    return out
-
-
 def micro_vectors(clean_feats: np.ndarray, video) -> list[np.ndarray]:
     """Each labelled micro-expression's noise-free displacement change, frame before onset ->
     apex: (34,) per instance."""
     return [(clean_feats[i.apex, :N_DISP] - clean_feats[max(i.onset - 1, 0), :N_DISP]).astype(np.float64)
             for i in video.instances if i.kind == "micro"]
+
+
+def micro_signal(clean_feats: np.ndarray, video) -> list[float]:
+    """Largest |change| of a noise-free displacement feature, frame before onset -> apex."""
+    return [float(np.abs(v).max()) for v in micro_vectors(clean_feats, video)]
 
 
 def away_changes(feats: np.ndarray, valid: np.ndarray, video, lag: int, away: int) -> np.ndarray:
