@@ -265,3 +265,48 @@ def test_feature_noise_rejects_bad_arguments():
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "feature_noise.py"), "--videos", "0"],
                        capture_output=True, text=True)
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+def _refit(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "refit_final.py"), *args],
+                          capture_output=True, text=True)
+
+
+def test_refit_final_reproduces_its_own_fit_and_never_scores_lower(tmp_path):
+    from engine.checkpoint import load_checkpoint, save_checkpoint
+    from training.synth import SynthConfig, generate_dataset
+
+    cfg = SynthConfig(video_length_s=(30.0, 30.0), micro_per_min=(3.0, 3.0))
+    ds = tmp_path / "ds"
+    generate_dataset(ds, subjects=2, videos_per_subject=1, seed=5, config=cfg)
+    subjects = sorted({ln.split(",")[0] for ln in (ds / "annotations.csv").read_text().splitlines()[1:]})
+    bundled = load_checkpoint(None)
+    meta = dict(bundled.meta)
+    meta["training"] = {**meta["training"], "inner_val_subjects": subjects}
+    m0 = tmp_path / "m0.pt"
+    save_checkpoint(m0, bundled.net, meta)  # its detector was fitted on other subjects
+    wide, best = tmp_path / "wide.pt", tmp_path / "best.pt"
+    r = _refit("--data", str(ds), "--model", str(m0), "--out", str(wide), "--final-fit", "wide")
+    assert r.returncode == 0, r.stderr
+    r = _refit("--data", str(ds), "--model", str(wide), "--out", str(tmp_path / "again.pt"),
+               "--final-fit", "wide")
+    assert r.returncode == 0 and "reproduces the saved detector: True" in r.stdout, r.stdout + r.stderr
+    assert load_checkpoint(tmp_path / "again.pt").meta["detector"] == load_checkpoint(wide).meta["detector"]
+    r = _refit("--data", str(ds), "--model", str(wide), "--out", str(best), "--final-fit", "best")
+    assert r.returncode == 0 and "reproduces the saved detector: True" in r.stdout, r.stdout + r.stderr
+    w, b = load_checkpoint(wide).meta["training"], load_checkpoint(best).meta["training"]
+    assert b["config"]["final_fit"] == "best" and b["final_grid"] in ("final", "selection")
+    assert b["val_result"]["overall"]["f1"] >= w["val_result"]["overall"]["f1"]
+    assert b["refit_from"] == {"model": str(wide), "final_fit": "wide"}
+    assert load_checkpoint(best).net.state_dict().keys() == bundled.net.state_dict().keys()
+
+
+def test_refit_final_refuses_a_dataset_without_the_selection_subjects(tmp_path):
+    from training.synth import SynthConfig, generate_dataset
+
+    generate_dataset(tmp_path / "ds", subjects=1, videos_per_subject=1, seed=4,
+                     config=SynthConfig(video_length_s=(8.0, 8.0)))
+    r = _refit("--data", str(tmp_path / "ds"), "--model", str(ROOT / "engine" / "weights" / "default.pt"),
+               "--out", str(tmp_path / "x.pt"))
+    assert r.returncode == 1 and "lacks the model's selection subjects" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "x.pt").exists()

@@ -53,12 +53,8 @@ def test_trainer_learns_toy_problem(supervision):
     assert bool(res.detector.instance_classifier) == ic["used"]
 
 
-def test_pipeline_selection_scores_what_the_saved_model_runs():
-    """Selection "grid" sees the thresholds alone; "pipeline" also bridges a dip, as the saved
-    model's detector will: an expression whose intensity dips in the middle is two half-length
-    runs (no match at IoU 0.5) for the first, one match for the second."""
+def _dipping_curves():
     from calibration.operating_point import Curve
-    from training.trainer import _selection_result
 
     curves = []
     for k in range(4):
@@ -67,16 +63,51 @@ def test_pipeline_selection_scores_what_the_saved_model_runs():
         for s in range(60 + 7 * k, 800, 150):
             e = s + 60
             inten[s:e + 1] = 0.9
-            inten[s + 28:s + 33] = 0.1  # the dip: 5 frames
+            inten[s + 28:s + 33] = 0.1  # a 5-frame dip: one run only if it is bridged
             apex[s:e + 1, 0] = 0.5
             truth.append(Interval(s, e, "macro", 1.0, s + 15))
         curves.append(Curve(f"v{k}", inten, apex, np.ones(t, bool), truth))
+    return curves
+
+
+def test_pipeline_selection_scores_what_the_saved_model_runs():
+    """Selection "grid" sees the thresholds alone; "pipeline" also bridges a dip, as the saved
+    model's detector will: an expression whose intensity dips in the middle is two half-length
+    runs (no match at IoU 0.5) for the first, one match for the second."""
+    from training.trainer import _selection_result
+
+    curves = _dipping_curves()
     grid = _selection_result(TrainConfig(selection="grid"), curves, 30.0)
     pipe = _selection_result(TrainConfig(selection="pipeline"), curves, 30.0)
     assert grid["overall"]["f1"] < 0.2
     assert pipe["overall"]["f1"] == pytest.approx(1.0)
     with pytest.raises(InputError, match="selection"):
         TrainConfig(selection="final")
+
+
+def test_best_final_fit_keeps_the_higher_of_the_two_grids(monkeypatch):
+    """final_fit "best" also fits SELECTION_GRID and keeps it when it scores higher; "wide"
+    keeps FINAL_GRID's fit whatever it scores. FINAL_GRID is made useless here (it never
+    bridges the dip), so the two must differ."""
+    import training.trainer as trainer
+    from calibration.operating_point import DEFAULT_GRID
+    from training.trainer import final_operating_point
+
+    curves = _dipping_curves()
+    monkeypatch.setattr(trainer, "FINAL_GRID", {**DEFAULT_GRID, "merge_gap_s": (0.0,)})
+    det_w, res_w, _, kept_w = final_operating_point(curves, 30.0, TrainConfig(final_fit="wide"))
+    det_b, res_b, ic_b, kept_b = final_operating_point(curves, 30.0, TrainConfig(final_fit="best"))
+    assert kept_w == "final" and res_w["overall"]["f1"] < 0.2
+    assert kept_b == "selection" and res_b["overall"]["f1"] == pytest.approx(1.0)
+    assert det_b.merge_gap_s > 0 and det_w.merge_gap_s == 0
+    assert ic_b is not None
+    monkeypatch.undo()  # with the real grids the widest already bridges: both keep it
+    _, res_w, _, kept_w = final_operating_point(curves, 30.0, TrainConfig(final_fit="wide"))
+    _, res_b, _, kept_b = final_operating_point(curves, 30.0, TrainConfig(final_fit="best"))
+    assert kept_w == kept_b == "final" and res_b == res_w
+    assert TrainConfig().final_fit == "wide"
+    with pytest.raises(InputError, match="final_fit"):
+        TrainConfig(final_fit="selection")
 
 
 def test_splits_never_mix_held_out_subjects():

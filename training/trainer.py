@@ -55,7 +55,8 @@ from training.losses import (
 from training.protocol import Split
 
 __all__ = ["TrainConfig", "TrainVideo", "TrainResult", "train", "video_curves", "input_statistics",
-           "SUPERVISIONS", "DEFAULT_EPOCHS", "DEFAULT_LR", "DEFAULT_INPUT_SCALING"]
+           "SUPERVISIONS", "DEFAULT_EPOCHS", "DEFAULT_LR", "DEFAULT_INPUT_SCALING",
+           "final_operating_point"]
 
 log = logging.getLogger(__name__)
 SUPERVISIONS = ("point", "hard", "full")
@@ -78,6 +79,13 @@ DEFAULT_INPUT_SCALING = {"point": True, "hard": False, "full": False}
 # 0.610 (RESULTS.md, "Decorrelated inputs, and selecting the epoch by the whole pipeline");
 # hard windows and full intervals were not measured with it and keep "grid".
 DEFAULT_SELECTION = {"point": "pipeline", "hard": "grid", "full": "grid"}
+# How the chosen weights get their operating point when nothing is given (TrainConfig(final_fit=""),
+# `pfes train` without --final-fit): "wide", FINAL_GRID then the instance classifier; "best", also
+# SELECTION_GRID then the classifier, keeping whichever scores higher on the selection subjects
+# (the classifier is fitted after the thresholds, so the wider grid can end lower). "wide" for
+# all until measured (RESULTS.md, "Keeping the better final fit").
+DEFAULT_FINAL_FIT = {"point": "wide", "hard": "wide", "full": "wide"}
+FINAL_FITS = ("wide", "best")
 
 
 @dataclass(frozen=True)
@@ -137,6 +145,9 @@ class TrainConfig:
     # offset extension) and then the instance classifier (if on). "pipeline" costs about 20 s more
     # per selection epoch on 144 subjects; "": DEFAULT_SELECTION[supervision]
     selection: str = ""
+    # the chosen weights' operating point: "wide" or "best" (see DEFAULT_FINAL_FIT);
+    # "": DEFAULT_FINAL_FIT[supervision]
+    final_fit: str = ""
     weights: LossWeights = field(default_factory=LossWeights)
     gim: GimConfig = field(default_factory=GimConfig)
 
@@ -165,6 +176,10 @@ class TrainConfig:
             object.__setattr__(self, "selection", DEFAULT_SELECTION[self.supervision])
         if self.selection not in ("grid", "pipeline"):
             raise InputError("selection must be 'grid' or 'pipeline'")
+        if self.final_fit == "":
+            object.__setattr__(self, "final_fit", DEFAULT_FINAL_FIT[self.supervision])
+        if self.final_fit not in FINAL_FITS:
+            raise InputError(f"final_fit must be one of {FINAL_FITS}")
         if self.input_whitening and not self.input_scaling:
             raise InputError("input whitening needs input scaling")
         if not 0.0 <= self.ema_epochs <= 100.0:
@@ -212,6 +227,7 @@ class TrainResult:
     val_result: dict
     history: list[dict]
     instance_classifier: dict | None = None  # what fit_instance_classifier reported (None: off)
+    final_grid: str = "final"  # the operating point's grid: "final" or "selection" (final_fit "best")
 
 
 def _labels(cfg: TrainConfig, v: TrainVideo, a: np.ndarray, g: np.ndarray, epoch: int,
@@ -367,11 +383,33 @@ def _selection_result(cfg: TrainConfig, curves: list[Curve], fps: float) -> dict
     """MEGC result on the selection subjects that ranks an epoch (see ``TrainConfig.selection``)."""
     if cfg.selection == "grid":
         return fit_operating_point(curves, fps)[1]["result"]
-    det, info = fit_operating_point(curves, fps, grid=SELECTION_GRID)
-    if cfg.instance_classifier:
-        det, info = fit_instance_classifier(curves, fps, det,
-                                            micro_limits=micro_limits_for(cfg.lookahead_frames))
-    return info["result"]
+    return _fit_with_classifier(cfg, curves, fps, SELECTION_GRID)[1]
+
+
+def _fit_with_classifier(cfg: TrainConfig, curves: list[Curve], fps: float,
+                         grid: dict) -> tuple[DetectorConfig, dict, dict | None]:
+    """The operating point on ``grid``, then the instance classifier if ``cfg`` has it on:
+    (detector, MEGC result, classifier summary or None)."""
+    det, info = fit_operating_point(curves, fps, grid=grid)
+    if not cfg.instance_classifier:
+        return det, info["result"], None
+    det, ic_info = fit_instance_classifier(curves, fps, det,
+                                           micro_limits=micro_limits_for(cfg.lookahead_frames))
+    return det, ic_info["result"], summarize_instance_classifier(ic_info)
+
+
+def final_operating_point(curves: list[Curve], fps: float,
+                          cfg: TrainConfig) -> tuple[DetectorConfig, dict, dict | None, str]:
+    """The saved model's operating point, fitted on the selection subjects' ``curves`` as
+    ``cfg.final_fit`` says: (detector, MEGC result, classifier summary or None, the grid kept:
+    "final" or "selection")."""
+    det, result, ic = _fit_with_classifier(cfg, curves, fps, FINAL_GRID)
+    if cfg.final_fit == "best":
+        alt = _fit_with_classifier(cfg, curves, fps, SELECTION_GRID)
+        key = (result["overall"]["f1"], result["micro"]["f1"])
+        if (alt[1]["overall"]["f1"], alt[1]["micro"]["f1"]) > key:
+            return (*alt, "selection")
+    return det, result, ic, "final"
 
 
 class _Ema:
@@ -485,16 +523,9 @@ def train(
     net.load_state_dict(best[2])
     net.fold_input_scaling()  # the saved network takes raw features (no-op without scaling)
     net.eval()
-    # the chosen weights get the final operating point: the wider grid (dip bridging, widening
-    # of brief runs, macro offset extension) on the same selection subjects; its result is
-    # never worse than best[3] with selection "grid"
-    curves = video_curves(net, va)
-    det, info = fit_operating_point(curves, fps, grid=FINAL_GRID)
-    ic = None
-    if cfg.instance_classifier:
-        det, ic_info = fit_instance_classifier(curves, fps, det,
-                                               micro_limits=micro_limits_for(cfg.lookahead_frames))
-        info = {"result": ic_info["result"]}
-        ic = summarize_instance_classifier(ic_info)
-    return TrainResult(net=net, detector=det, best_epoch=best[1], val_result=info["result"],
-                       history=history, instance_classifier=ic)
+    # the chosen weights get the final operating point on the same selection subjects: the
+    # wider grid (dip bridging, widening of brief runs, macro offset extension) then the
+    # instance classifier; its result is never worse than best[3] with selection "grid"
+    det, result, ic, kept = final_operating_point(video_curves(net, va), fps, cfg)
+    return TrainResult(net=net, detector=det, best_epoch=best[1], val_result=result,
+                       history=history, instance_classifier=ic, final_grid=kept)

@@ -130,6 +130,7 @@ def train_model(
             "inner_val_subjects": list(split.inner_val),
             "val_result": res.val_result,
             "instance_classifier": res.instance_classifier,
+            "final_grid": res.final_grid,
             "history": res.history,
         },
         "provenance": {

@@ -70,6 +70,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(pipeline; about 20 s more per selection epoch), or the detector's "
                         "thresholds alone (grid) (default: pipeline with point labels, grid with "
                         "hard or full)")
+    p.add_argument("--final-fit", choices=("wide", "best"), default=None,
+                   help="the chosen epoch's operating point: the widest grid then the instance "
+                        "classifier (wide), or also the selection grid then the classifier, "
+                        "keeping whichever scores higher on the selection subjects (best) "
+                        "(default: wide)")
     p.add_argument("--channels", type=int, default=64)
     p.add_argument("--val-fraction", type=float, default=0.2,
                    help="fraction of subjects held aside for epoch and threshold selection")
@@ -107,6 +112,7 @@ def main(args: argparse.Namespace) -> int:
                       instance_classifier=not args.no_instance_classifier,
                       channels=args.channels, seed=args.seed, input_scaling=args.input_scaling,
                       input_whitening=args.input_whitening, selection=args.selection or "",
+                      final_fit=args.final_fit or "",
                       weights=LOSS_PRESETS[args.loss_weights])
     train_model(args.data, args.out, cfg, val_fraction=args.val_fraction,
                 features=FeatureConfig(despike_iod=args.despike, stable_set=args.stable_set),
