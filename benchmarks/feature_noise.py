@@ -19,7 +19,11 @@ feature from the frame before its onset to its apex. Last, how much decorrelatin
 features could help a linear detector: the matched-filter signal-to-noise ratio of each
 micro-expression's change under its video's true noise, for a filter on standardised features,
 one decorrelated by the pooled covariance of the changes away from expressions (``pfes train
---input-whitening``), and one decorrelated by the video's own noise (an oracle).
+--input-whitening``), and one decorrelated by the video's own noise (an oracle). And whether
+the landmarks themselves would tell more than the region centroids: the same three filters on
+the aligned x, y of every landmark the 17 regions are made of (210 numbers) against the 34
+centroids computed from those same aligned points (one alignment for both, so only the
+averaging differs).
 
 Needs numpy and torch (no MediaPipe). Exit codes: 0 done, 1 bad input (one line on stderr),
 2 bad arguments.
@@ -113,6 +117,40 @@ def detectability(signals: list[tuple[np.ndarray, int]], noise: list[np.ndarray]
             if v}
 
 
+def region_points(aligned: np.ndarray) -> dict[str, np.ndarray]:
+    """Both representations of aligned landmarks (T, 478, 3): the x, y of every landmark of the
+    17 regions (T, 2 Q) and the region centroids made from them (T, 34)."""
+    from stream.features import _REGION_M, _REGION_POINTS
+
+    xy = aligned[:, list(_REGION_POINTS), :2]
+    return {"region points (210)": xy.reshape(len(aligned), -1),
+            "region centroids (34)": np.einsum("rq,tqd->trd", _REGION_M, xy).reshape(len(aligned), -1)}
+
+
+def point_level(video, away: int, lag: int, guard: int) -> dict[str, tuple[list, np.ndarray, np.ndarray]]:
+    """For each representation of ``region_points``: (micro-expression changes, the noise's
+    ``lag``-frame changes on quiet frames, the noisy changes away from every instance), with
+    noisy and clean landmarks aligned to one reference (the clean face's first frame)."""
+    from stream.align import align_landmarks, make_reference
+
+    clean = clean_landmarks(video)
+    ref = make_reference(clean[0])
+    c_al, n_al = align_landmarks(clean, ref)[0], align_landmarks(video.landmarks, ref)[0]
+    ok = quiet_mask(video, guard) & np.isfinite(n_al).all(axis=(1, 2))
+    far = ok.copy()
+    for i in video.instances:
+        far[max(0, i.onset - away):i.offset + away + 1] = False
+    both, far2 = ok[lag:] & ok[:-lag], far[lag:] & far[:-lag]
+    reps_c, reps_n = region_points(c_al), region_points(n_al)
+    out = {}
+    for name, c in reps_c.items():
+        n = reps_n[name]
+        d = n - c
+        sig = [c[i.apex] - c[max(i.onset - 1, 0)] for i in video.instances if i.kind == "micro"]
+        out[name] = (sig, (d[lag:] - d[:-lag])[both], (n[lag:] - n[:-lag])[far2])
+    return out
+
+
 def measure(n_videos: int, seed: int, lag: int, length_s: float = 60.0) -> dict:
     from stream.features import FeatureConfig, extract_features
     from training.synth import generate_video
@@ -127,6 +165,7 @@ def measure(n_videos: int, seed: int, lag: int, length_s: float = 60.0) -> dict:
     vectors: list[tuple[np.ndarray, int]] = []
     noise_changes: list[np.ndarray] = []
     away: list[np.ndarray] = []
+    points: dict[str, tuple[list, list, list]] = {}
     guard = max(lag, 12) + 1  # the longest motion lag sees a glitch that long
     for i in range(n_videos):
         # the variants draw the same random numbers, so the face, its head motion and its clean
@@ -152,6 +191,12 @@ def measure(n_videos: int, seed: int, lag: int, length_s: float = 60.0) -> dict:
                     noise_changes.append((diff[lag:, :N_DISP] - diff[:-lag, :N_DISP])[both])
                     away.append(away_changes(noisy_f, noisy_v, video, lag,
                                              int(round(WHITEN_AWAY_S * video.fps))))
+                    level = point_level(video, int(round(WHITEN_AWAY_S * video.fps)), lag, guard)
+                    for name, (sig_l, noise_l, away_l) in level.items():
+                        sigs, noises, aways = points.setdefault(name, ([], [], []))
+                        sigs += [(vec, len(noises)) for vec in sig_l]
+                        noises.append(noise_l)
+                        aways.append(away_l)
                 if s == "default":
                     m = diff[ok & noisy_v, N_DISP:N_DISP + N_MOTION]
                     motion[variant]["bias"].append(m.mean(axis=0))
@@ -163,7 +208,10 @@ def measure(n_videos: int, seed: int, lag: int, length_s: float = 60.0) -> dict:
     return {"videos": n_videos, "seed": seed, "lag_frames": lag, "length_s": length_s,
             "noise_rms_iod": table, "motion_noise_iod": mot,
             "micro_signal_iod": {"n": int(len(sig)), **pct},
-            "matched_filter_snr": detectability(vectors, noise_changes, away, WHITEN_SHRINK)}
+            "matched_filter_snr": detectability(vectors, noise_changes, away, WHITEN_SHRINK),
+            "matched_filter_snr_by_representation": {
+                name: detectability(sigs, noises, aways, WHITEN_SHRINK)
+                for name, (sigs, noises, aways) in points.items()}}
 
 
 def render(res: dict) -> str:
@@ -186,6 +234,10 @@ def render(res: dict) -> str:
     if snr:
         lines.append(f"matched-filter SNR of each micro-expression's {lag}-frame change under its "
                      "video's noise (benchmark, default fit), filter built from:")
+        for way, q in snr.items():
+            lines.append(f"{way:26s}p10 {q['p10']:6.1f}  p25 {q['p25']:6.1f}  median {q['p50']:6.1f}")
+    for name, snr in res.get("matched_filter_snr_by_representation", {}).items():
+        lines.append(f"the same from {name}, one alignment for both:")
         for way, q in snr.items():
             lines.append(f"{way:26s}p10 {q['p10']:6.1f}  p25 {q['p25']:6.1f}  median {q['p50']:6.1f}")
     return "\n".join(lines)

@@ -261,6 +261,38 @@ def test_matched_filter_snr_gains_from_decorrelating_correlated_noise():
     assert snr["own noise (oracle)"]["p50"] >= snr["pooled whitening"]["p50"] * 0.99
 
 
+def test_landmarks_tell_a_linear_oracle_at_least_what_their_region_centroids_do():
+    import dataclasses
+
+    import numpy as np
+
+    from benchmarks.feature_noise import detectability, point_level, region_points
+    from training.synth import generate_video
+    from training.synth_config import SynthConfig
+
+    v = generate_video(11, dataclasses.replace(SynthConfig(), micro_per_min=(6.0, 6.0)),
+                       length_s=30.0, keep_clean=True)
+    from stream.regions import REGION_NAMES, REGIONS
+
+    lm = np.random.default_rng(0).normal(size=(5, 478, 3))
+    reps = region_points(lm)
+    pts, cen = reps["region points (210)"], reps["region centroids (34)"]
+    assert pts.shape == (5, 210) and cen.shape == (5, 34)
+    for r in (0, 16):  # a centroid is the mean x, y of its region's landmarks
+        ids = list(REGIONS[REGION_NAMES[r]])
+        assert np.allclose(cen[:, 2 * r:2 * r + 2], lm[:, ids, :2].mean(axis=1))
+    level = point_level(v, away=60, lag=5, guard=13)
+    assert len(level["region points (210)"][0]) >= 2  # micro-expressions to measure
+    snr = {name: detectability([(s, 0) for s in sig], [noise], [away], shrink=0.02)
+           for name, (sig, noise, away) in level.items()}
+    # the centroids are a linear projection of the points: the optimal (oracle) filter on the
+    # points can only do as well or better, instance by instance
+    for q in ("p10", "p25", "p50"):
+        assert snr["region points (210)"]["own noise (oracle)"][q] >= \
+            0.999 * snr["region centroids (34)"]["own noise (oracle)"][q]
+    assert snr["region centroids (34)"]["own noise (oracle)"]["p50"] > 1.0
+
+
 def test_feature_noise_rejects_bad_arguments():
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "feature_noise.py"), "--videos", "0"],
                        capture_output=True, text=True)
