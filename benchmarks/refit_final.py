@@ -11,7 +11,7 @@ changes which epoch is chosen, so this gives the model that ``pfes train ... --f
 would have saved, in about a minute instead of half an hour. With the checkpoint's own final
 fit it must reproduce the saved detector, which the script checks and prints every time.
 
-Exit codes: 0 done, 1 bad input (one line on stderr), 2 bad arguments.
+Exit codes: 0 done, 1 bad input or an unwritable --out (one line on stderr), 2 bad arguments.
 """
 
 from __future__ import annotations
@@ -51,7 +51,9 @@ def refit(data: Path, model: Path, out: Path, final_fit: str) -> dict:
     curves = video_curves(ckpt.net, videos)
     det, result, ic, kept = final_operating_point(curves, fps, TrainConfig(**common, final_fit=final_fit))
     # the check: the checkpoint's own final fit on these curves gives its saved detector
-    own = det if final_fit == old_fit else final_operating_point(
+    # ("best" keeping the final grid is the wide fit itself: no need to fit it again)
+    same_fit = final_fit == old_fit or (old_fit == "wide" and kept == "final")
+    own = det if same_fit else final_operating_point(
         curves, fps, TrainConfig(**common, final_fit=old_fit))[0]
     same_as_saved = own.to_dict() == ckpt.meta.get("detector")
     meta = dict(ckpt.meta)
@@ -78,10 +80,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from pfes.cli import check_output_file
     from pfes.errors import PfesError
 
     torch.set_num_threads(1)
     try:
+        check_output_file(args.out, "model")  # before the minutes of fitting
         r = refit(args.data, args.model, args.out, args.final_fit)
     except PfesError as e:
         print(f"refit_final: {e}", file=sys.stderr)

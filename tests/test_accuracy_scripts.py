@@ -342,3 +342,6 @@ def test_refit_final_refuses_a_dataset_without_the_selection_subjects(tmp_path):
                "--out", str(tmp_path / "x.pt"))
     assert r.returncode == 1 and "lacks the model's selection subjects" in r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "x.pt").exists()
+    r = _refit("--data", str(tmp_path / "ds"), "--model", str(ROOT / "engine" / "weights" / "default.pt"),
+               "--out", str(tmp_path))
+    assert r.returncode == 1 and "is a directory" in r.stderr and "Traceback" not in r.stderr
