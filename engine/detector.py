@@ -189,6 +189,11 @@ class PeakDetector:
         self._gap_a: list[float] = []
         self._gap_p: list[tuple[float, float]] = []
 
+    @property
+    def is_open(self) -> bool:
+        """True while a run is open (or a dip after it may still be bridged)."""
+        return bool(self._run_a)
+
     # -- verbs -------------------------------------------------------------------------------
     def push(self, frame: int, intensity: float, apex_scores, valid: bool = True) -> list[Instance]:
         """Feed frame ``frame`` (strictly increasing). Returns instances final at this frame."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import threading
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any
 
 from pfes.errors import InputError
@@ -59,6 +59,10 @@ class Event:
     emitted_frame: int
     emitted_at: float  # wall clock, Unix seconds
     latency_ms: float
+    # what moved (optional; empty without the face blendshape model): plain words such as
+    # "smile" or "frown, nose wrinkle", and the blendshapes that rose most from rest to apex
+    what: str = ""
+    moved: tuple[tuple[str, float], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,6 +73,7 @@ class Event:
 
 
 _FIELD_TYPES = {f.name: f.type for f in fields(Event)}
+_REQUIRED = [f.name for f in fields(Event) if f.default is MISSING]
 
 
 def parse_event(data: str | bytes | dict) -> Event:
@@ -82,14 +87,20 @@ def parse_event(data: str | bytes | dict) -> Event:
         raise InputError("event must be a JSON object")
     if data.get("schema") != EVENT_SCHEMA:
         raise InputError(f"unsupported event schema {data.get('schema')!r}, want {EVENT_SCHEMA!r}")
-    missing = [k for k in _FIELD_TYPES if k not in data]
+    missing = [k for k in _REQUIRED if k not in data]
     if missing:
         raise InputError(f"event lacks fields {missing}")
     if data["kind"] not in ("macro", "micro"):
         raise InputError(f"event kind must be macro or micro, got {data['kind']!r}")
     if not data["onset_frame"] <= data["apex_frame"] <= data["offset_frame"]:
         raise InputError("event frames must satisfy onset <= apex <= offset")
-    return Event(**{k: data[k] for k in _FIELD_TYPES})
+    ev = {k: data[k] for k in _FIELD_TYPES if k in data}
+    if "moved" in ev:
+        try:
+            ev["moved"] = tuple((str(n), float(c)) for n, c in ev["moved"])
+        except (TypeError, ValueError) as e:
+            raise InputError(f"event 'moved' must be [name, change] pairs: {e}") from e
+    return Event(**ev)
 
 
 class EventSequencer:
@@ -125,6 +136,8 @@ def event_from_instance(
     emitted_frame: int,
     emitted_at: float,
     latency_ms: float,
+    what: str = "",
+    moved: Any = (),
 ) -> Event:
     """Build an Event from an ``engine.detector.Instance``.
 
@@ -147,6 +160,8 @@ def event_from_instance(
         emitted_frame=int(emitted_frame),
         emitted_at=round(float(emitted_at), 6),
         latency_ms=round(_finite(latency_ms), 3),
+        what=str(what),
+        moved=tuple((str(n), round(_finite(c), 3)) for n, c in moved),
     )
 
 

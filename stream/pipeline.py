@@ -90,12 +90,13 @@ class PipelineReport:
 
 
 class _TrackState:
-    __slots__ = ("slot", "ring", "detector")
+    __slots__ = ("slot", "ring", "detector", "bs")
 
     def __init__(self, slot: int, ring: FeatureRing, detector: PeakDetector):
         self.slot = slot
         self.ring = ring
         self.detector = detector
+        self.bs: FeatureRing | None = None  # blendshapes per step (real-face stage only)
 
 
 class Pipeline:
@@ -110,6 +111,9 @@ class Pipeline:
     publisher: where messages go (default: nowhere); used from the engine thread only.
     on_event: called with each Event after it is published (engine thread; keep it quick).
     writer: optional JSONL writer with ``write(event)``.
+    real_face: run the real-face stage (``stream.expression.RealFaceSpotter``): the feature
+        extractor then returns the network's F features followed by the 52 blendshapes
+        (``FaceFeatureExtractor``), and events say what moved.
     """
 
     def __init__(
@@ -124,6 +128,7 @@ class Pipeline:
         writer: Any = None,
         config: PipelineConfig | None = None,
         metrics: Metrics | None = None,
+        real_face: bool = False,
     ):
         if not sources:
             raise InputError("the pipeline needs at least one source")
@@ -141,6 +146,7 @@ class Pipeline:
         self.cfg = config or PipelineConfig()
         self.metrics = metrics or Metrics()
         self.sequencer = EventSequencer()
+        self.real_face = bool(real_face)
         self.events: list[Event] = []
         self._stop = threading.Event()
         self._engine_done = threading.Event()
@@ -309,13 +315,20 @@ class Pipeline:
         engine_ms = 0.0
         if keys:
             slots = [self._track(k).slot for k in keys]
+            n_in = int(getattr(self.engine, "in_features", len(feats[0])))
+            x = np.stack(feats)
+            bs_rows = x[:, n_in:] if self.real_face else None
+            x = x[:, :n_in] if self.real_face else x
+            feats = list(x)
             t = time.perf_counter()
-            res = self.engine.step(slots, np.stack(feats), np.asarray(valids, dtype=bool))
+            res = self.engine.step(slots, x, np.asarray(valids, dtype=bool))
             engine_ms = (time.perf_counter() - t) * 1000.0
             for i, key in enumerate(keys):
                 it = owners[i]
                 st = self._tracks[key]
                 st.ring.push(it.frame, feats[i], bool(valids[i]), it.pts_s, it.arrival_s)
+                if st.bs is not None and bs_rows is not None:
+                    st.bs.push(it.frame, bs_rows[i], bool(valids[i]), it.pts_s, it.arrival_s)
                 if res.ready[i]:
                     self._output(key, st, int(res.frame[i]), float(res.intensity[i]),
                                  res.apex[i], it.frame, it.arrival_s, extra[id(it)])
@@ -332,7 +345,14 @@ class Pipeline:
             fps = self._fps[key[0]]
             cap = int(np.ceil(self.detector_cfg.macro_max_duration_s * fps)) + self._delay + 32
             ring = FeatureRing(cap, int(getattr(self.engine, "in_features", 1)))
-            st = _TrackState(self.engine.open_slot(), ring, PeakDetector(self.detector_cfg, fps))
+            if self.real_face:
+                from stream.blendshapes import BLENDSHAPE_NAMES
+                from stream.expression import RealFaceSpotter
+
+                st = _TrackState(self.engine.open_slot(), ring, RealFaceSpotter(self.detector_cfg, fps))
+                st.bs = FeatureRing(cap, len(BLENDSHAPE_NAMES))
+            else:
+                st = _TrackState(self.engine.open_slot(), ring, PeakDetector(self.detector_cfg, fps))
             self._tracks[key] = st
         return st
 
@@ -342,7 +362,10 @@ class Pipeline:
         frame, pts, _ = st.ring.step_info(step)
         valid = bool(st.ring.valid[step % st.ring.capacity])
         t = time.perf_counter()
-        insts = st.detector.push(frame, intensity, apex, valid)
+        if st.bs is not None:
+            insts = st.detector.push(frame, intensity, apex, valid, st.bs.feat[step % st.bs.capacity])
+        else:
+            insts = st.detector.push(frame, intensity, apex, valid)
         t2 = time.perf_counter()
         times["detector"] += (t2 - t) * 1000.0
         name = self.sources[key[0]].name
@@ -361,10 +384,16 @@ class Pipeline:
     def _emit(self, key, st: _TrackState, inst: Any, trig_frame: int, trig_arrival: float) -> None:
         name = self.sources[key[0]].name
         fps = self._fps[key[0]]
+        what, moved = "", []
+        if st.bs is not None:
+            from stream.expression import what_moved
+
+            moved, what = what_moved(_frames_of(st.bs, inst.apex), inst.onset - _first_frame(st.bs), inst.apex - _first_frame(st.bs))
         ev = event_from_instance(
             inst, seq=self.sequencer.next(), stream=name, track=key[1],
             pts_of=lambda f: st.ring.pts_of(f, fps), emitted_frame=trig_frame,
             emitted_at=time.time(), latency_ms=(time.monotonic() - trig_arrival) * 1000.0,
+            what=what, moved=moved,
         )
         self.publisher.send(f"event.{name}", ev.to_json())
         if self.writer is not None:
@@ -438,3 +467,22 @@ class Pipeline:
             body["reconnects"] = int(getattr(s, "reconnects", 0))
             body["pub_dropped"] = int(getattr(self.publisher, "dropped", 0))
             self.publisher.send(f"status.{s.name}", body)
+
+
+def _first_frame(ring: FeatureRing) -> int:
+    """Frame number of the oldest step a ring still holds."""
+    return int(ring.frame[ring.oldest % ring.capacity])
+
+
+def _frames_of(ring: FeatureRing, last_frame: int) -> np.ndarray:
+    """Rows of ``ring`` from its oldest step up to ``last_frame``, in frame order (NaN where a
+    frame had no face); row k is frame ``_first_frame(ring) + k``."""
+    first = _first_frame(ring)
+    n = max(0, last_frame - first + 1)
+    out = np.full((n, ring.n_features), np.nan, dtype=np.float32)
+    for k in range(ring.oldest, ring.pushed):
+        i = k % ring.capacity
+        f = int(ring.frame[i]) - first
+        if 0 <= f < n and ring.valid[i]:
+            out[f] = ring.feat[i]
+    return out

