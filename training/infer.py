@@ -68,3 +68,30 @@ def predict_instances(
     feats, fvalid = video_features(landmarks, valid, fps, ckpt.meta.get("feature_spec"))
     inten, apex = predict_curves(ckpt.net, feats, fvalid)
     return detect(inten, apex, fvalid, detector or detector_config_of(ckpt), fps)
+
+
+def predict_instances_real_face(
+    ckpt: Checkpoint,
+    landmarks: np.ndarray,
+    valid: np.ndarray,
+    fps: float,
+    blendshape_model,
+    detector: DetectorConfig | None = None,
+) -> list[Instance]:
+    """As :func:`predict_instances` with the live pipeline's real-face stage
+    (``stream.expression.RealFaceSpotter``), pushed frame by frame exactly as live.
+    Offsets are clipped to the last frame."""
+    import dataclasses
+
+    from stream.expression import RealFaceSpotter
+
+    feats, fvalid = video_features(landmarks, valid, fps, ckpt.meta.get("feature_spec"))
+    inten, apex = predict_curves(ckpt.net, feats, fvalid)
+    bs = blendshape_model.from_mesh(landmarks)
+    sp = RealFaceSpotter(detector or detector_config_of(ckpt), fps)
+    out: list[Instance] = []
+    for t in range(len(inten)):
+        out += sp.push(t, float(inten[t]), apex[t], bool(fvalid[t]), bs[t])
+    out += sp.flush()
+    last = len(inten) - 1
+    return [dataclasses.replace(i, offset=min(i.offset, last)) for i in out]

@@ -24,6 +24,7 @@ Landmarks are extracted once per video and cached (keyed by the file's size, mti
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -140,7 +141,6 @@ def score_real(
     totals = {c: [0, 0, 0] for c in ("macro", "micro", "any")}
     neutral_events = 0
     talking_false = 0
-    talking_frames = 0.0
     talking_s = 0.0
     clips = []
     for name in sorted(truth):
@@ -174,7 +174,6 @@ def score_real(
         neutral_events += n_neu
         talking_false += n_talk
         talking_s += secs
-        talking_frames += secs
         row.update(neutral_events=n_neu, talking_false=n_talk, talking_s=round(secs, 2))
         clips.append(row)
     res: dict = {c: _stats(*totals[c]) for c in ("macro", "micro")}
@@ -230,3 +229,58 @@ def cached_landmarks(path: Path, cache_dir: Path | None, extract: Callable[[Path
 
 def dump_json(res: Mapping, path: str | Path) -> None:
     Path(path).write_text(json.dumps(res, indent=2) + "\n")
+
+
+def evaluate_real_videos(
+    root: str | Path,
+    model: str | Path | None = None,
+    real_face: bool = True,
+    face_model: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    progress: Callable[[str], None] = lambda m: None,
+) -> tuple[dict, dict]:
+    """Score ``model`` (default: the bundled one) on a real-video folder.
+
+    Returns (result, predictions): the :func:`score_real` dict (plus ``protocol``) and, per
+    video, the events as dicts (onset, apex, offset, kind, score, what, moved)."""
+    from engine.checkpoint import load_checkpoint
+    from stream.extract import extract_landmarks
+    from training.evaluate import to_intervals
+    from training.infer import predict_instances, predict_instances_real_face
+
+    truth = load_real_folder(root)
+    ckpt = load_checkpoint(model)
+    bsm = None
+    if real_face:
+        from stream.blendshapes import load_blendshape_model
+
+        bsm = load_blendshape_model(face_model)
+    cache = Path(cache_dir) if cache_dir else None
+    preds: dict[str, list[Interval]] = {}
+    fps: dict[str, float] = {}
+    events: dict[str, list[dict]] = {}
+    for k, name in enumerate(sorted(truth), start=1):
+        progress(f"[{k}/{len(truth)}] {name}")
+        s = cached_landmarks(truth[name].path, cache, lambda p: extract_landmarks(p))
+        fps[name] = float(s.fps)
+        if bsm is not None:
+            from stream.expression import what_moved
+
+            insts = predict_instances_real_face(ckpt, s.landmarks, s.valid, s.fps, bsm)
+            bs = bsm.from_mesh(s.landmarks)
+            desc = [what_moved(bs, i.onset, i.apex) for i in insts]
+        else:
+            insts = predict_instances(ckpt, s.landmarks, s.valid, s.fps)
+            last = s.n_frames - 1
+            insts = [dataclasses.replace(i, offset=min(i.offset, last)) for i in insts]
+            desc = [([], "")] * len(insts)
+        preds[name] = to_intervals(insts)
+        events[name] = [
+            {"onset": i.onset, "apex": i.apex, "offset": i.offset, "kind": i.kind,
+             "score": round(float(i.score), 4), "what": w, "moved": m}
+            for i, (m, w) in zip(insts, desc, strict=True)
+        ]
+    res = score_real(preds, truth, fps)
+    res["protocol"] = {"model": str(ckpt.path), "data": str(Path(root)), "videos": len(truth),
+                       "real_face": real_face, "iou": 0.5}
+    return res, events
