@@ -14,7 +14,8 @@ and no shift); the prepended token goes through a 64 -> 52 layer and a sigmoid.
 
 We port the weights into a batched numpy forward pass (no extra runtime, works on synthetic
 meshes as well as live frames); ``tests/test_blendshapes.py`` checks it against the LiteRT
-runtime. Cost: one matrix product chain per frame, about 0.2 MFLOP... see benchmarks.
+runtime. Cost: about 32 M multiply-adds a frame (1.4 ms single-threaded on the 2-core
+development VM; benchmarks/RESULTS.md).
 
 Finding the model: ``find_face_model(path)`` checks, in order, an explicit path (a
 ``face_landmarker.task`` zip or a bare ``face_blendshapes.tflite``), ``$PFES_FACE_MODEL``, and
@@ -161,6 +162,8 @@ class _Weights:
         try:
             model = tflite.Model.GetRootAsModel(buf, 0)
             g = model.Subgraphs(0)
+            if g is None:
+                raise ValueError("no subgraph")
         except Exception as e:
             raise ModelError(f"face blendshape model is not a readable .tflite file: {e}") from e
         names = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}

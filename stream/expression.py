@@ -58,6 +58,10 @@ __all__ = [
     "expression_evidence",
     "fuse_intensity",
     "what_moved",
+    "blendshapes_per_frame",
+    "FaceFeatureExtractor",
+    "RealFaceSpotter",
+    "EvidenceDetector",
 ]
 
 _IDX = {n: i for i, n in enumerate(BLENDSHAPE_NAMES)}
@@ -317,3 +321,14 @@ class FaceFeatureExtractor:
         feat, ok = self.inner.push(landmarks)
         bs = self._nan if landmarks is None else self.model.from_mesh(np.asarray(landmarks))
         return np.concatenate([np.asarray(feat, dtype=np.float32), bs]), ok
+
+
+def blendshapes_per_frame(model, landmarks: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """(T, 478, >=2) landmarks -> (T, 52), one frame at a time as the live path computes them
+    (a batched product rounds differently in the last bits); NaN where not valid."""
+    lm = np.asarray(landmarks)
+    out = np.full((len(lm), len(BLENDSHAPE_NAMES)), np.nan, dtype=np.float32)
+    for t in range(len(lm)):
+        if valid is None or valid[t]:
+            out[t] = model.from_mesh(lm[t])
+    return out

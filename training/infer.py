@@ -87,7 +87,9 @@ def predict_instances_real_face(
 
     feats, fvalid = video_features(landmarks, valid, fps, ckpt.meta.get("feature_spec"))
     inten, apex = predict_curves(ckpt.net, feats, fvalid)
-    bs = blendshape_model.from_mesh(landmarks)
+    from stream.expression import blendshapes_per_frame
+
+    bs = blendshapes_per_frame(blendshape_model, landmarks, valid)
     sp = RealFaceSpotter(detector or detector_config_of(ckpt), fps)
     out: list[Instance] = []
     for t in range(len(inten)):

@@ -264,10 +264,10 @@ def evaluate_real_videos(
         s = cached_landmarks(truth[name].path, cache, lambda p: extract_landmarks(p))
         fps[name] = float(s.fps)
         if bsm is not None:
-            from stream.expression import what_moved
+            from stream.expression import blendshapes_per_frame, what_moved
 
             insts = predict_instances_real_face(ckpt, s.landmarks, s.valid, s.fps, bsm)
-            bs = bsm.from_mesh(s.landmarks)
+            bs = blendshapes_per_frame(bsm, s.landmarks, s.valid)
             desc = [what_moved(bs, i.onset, i.apex) for i in insts]
         else:
             insts = predict_instances(ckpt, s.landmarks, s.valid, s.fps)
