@@ -43,7 +43,6 @@ code and agree exactly (tests/test_expression.py).
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,7 +97,7 @@ class ExpressionConfig:
     full_evidence / evidence_gain: evidence at full_evidence maps to intensity evidence_gain.
     """
 
-    ceiling: tuple[float, ...] = (0.15, 0.15, 0.30, 0.15, 0.15)
+    ceiling: tuple[float, ...] = (0.15, 0.15, 0.15, 0.15, 0.15)
     window_s: float = 6.0
     quantile: float = 0.2
     median_frames: int = 7
@@ -116,19 +115,40 @@ class ExpressionConfig:
             raise ValueError("ExpressionConfig: bad window_s, quantile or median_frames")
 
 
+def _group_matrix() -> np.ndarray:
+    """(52, 7) averaging weights: smile, brow_lower, browInnerUp, browOuterUp (mean), eyeWide
+    (mean), lip_down, sneer."""
+    cols = [("mouthSmileLeft", "mouthSmileRight"), ("browDownLeft", "browDownRight"),
+            ("browInnerUp",), ("browOuterUpLeft", "browOuterUpRight"),
+            ("eyeWideLeft", "eyeWideRight"), ("mouthFrownLeft", "mouthFrownRight"),
+            ("noseSneerLeft", "noseSneerRight")]
+    m = np.zeros((len(BLENDSHAPE_NAMES), len(cols)), dtype=np.float32)
+    for j, chans in enumerate(cols):
+        for c in chans:
+            m[_IDX[c], j] = 1.0 / len(chans)
+    return m
+
+
+_GROUP_MATRIX = _group_matrix()
+
+
 def group_values(bs: np.ndarray) -> np.ndarray:
-    """Blendshapes (..., 52) -> group values (..., G)."""
-    out = []
-    for chans, how, _ in GROUPS.values():
-        cols = bs[..., [_IDX[c] for c in chans]]
-        if how == "surprise":
-            # brows up (AU1+2) only with the eyes widened (AU5): conversational brow raises
-            # while talking are not surprise.
-            brow = np.maximum(cols[..., 0], cols[..., 1:3].mean(axis=-1))
-            out.append(np.minimum(brow, _EYE_WIDE_GAIN * cols[..., 3:5].mean(axis=-1)))
-        else:
-            out.append(cols.mean(axis=-1))
-    return np.stack(out, axis=-1).astype(np.float32)
+    """Blendshapes (..., 52) -> group values (..., G) in ``GROUP_NAMES`` order."""
+    c = np.asarray(bs, dtype=np.float32) @ _GROUP_MATRIX
+    # surprise: brows up (AU1+2) only with the eyes widened (AU5); conversational brow
+    # raises while talking are not surprise
+    surprise = np.minimum(np.maximum(c[..., 2], c[..., 3]), _EYE_WIDE_GAIN * c[..., 4])
+    return np.stack([c[..., 0], c[..., 1], surprise, c[..., 5], c[..., 6]], axis=-1)
+
+
+def _quantile(x: np.ndarray, q: float) -> np.ndarray:
+    """np.quantile(x, q, axis=0) (linear interpolation) by partial sorting."""
+    n = len(x)
+    pos = q * (n - 1)
+    lo = int(np.floor(pos))
+    hi = min(lo + 1, n - 1)
+    part = np.partition(x, (lo, hi), axis=0)
+    return part[lo] + (part[hi] - part[lo]) * np.float32(pos - lo)
 
 
 class ExpressionTracker:
@@ -139,25 +159,30 @@ class ExpressionTracker:
         self.cfg = config or ExpressionConfig()
         self.fps = float(fps)
         self._ceiling = np.asarray(self.cfg.ceiling, dtype=np.float32)
-        n = max(1, int(round(self.cfg.window_s * self.fps)))
-        self._hist: deque[np.ndarray] = deque(maxlen=n)
-        self._recent: deque[np.ndarray] = deque(maxlen=self.cfg.median_frames)
+        self._window = max(1, int(round(self.cfg.window_s * self.fps)))
+        g = len(GROUPS)
+        self._hist = np.zeros((self._window, g), dtype=np.float32)  # ring of group values
+        self._recent = np.zeros((self.cfg.median_frames, g), dtype=np.float32)
+        self._idx = np.array([_IDX[c] for chans, _, _ in GROUPS.values() for c in chans])
+        self.reset()
 
     def reset(self) -> None:
-        self._hist.clear()
-        self._recent.clear()
+        self._n_hist = 0  # valid frames pushed (the ring holds the last min(n, window))
+        self._n_recent = 0  # consecutive valid frames (for the running median)
 
     def push(self, bs: np.ndarray, valid: bool = True) -> np.ndarray:
         b = np.asarray(bs, dtype=np.float32)
-        if not valid or b.shape != (len(BLENDSHAPE_NAMES),) or not np.isfinite(b).all():
-            self._recent.clear()
+        if not valid or b.shape != (len(BLENDSHAPE_NAMES),) or not np.isfinite(b[self._idx]).all():
+            self._n_recent = 0
             return np.zeros(len(GROUPS), dtype=np.float32)
         v = group_values(b)
-        self._hist.append(v)
-        self._recent.append(v)
-        smooth = np.median(np.stack(self._recent), axis=0)
-        rest = np.quantile(np.stack(self._hist), self.cfg.quantile, axis=0)
-        if len(self._hist) < (self._hist.maxlen or 0):
+        self._hist[self._n_hist % self._window] = v
+        self._n_hist += 1
+        self._recent[self._n_recent % len(self._recent)] = v
+        self._n_recent += 1
+        smooth = np.median(self._recent[: min(self._n_recent, len(self._recent))], axis=0)
+        rest = _quantile(self._hist[: min(self._n_hist, self._window)], self.cfg.quantile)
+        if self._n_hist < self._window:
             # until a whole window of this face has been seen, a level above the ceiling
             # is an expression, not the face's rest (an expression under way at start-up)
             rest = np.minimum(rest, self._ceiling)
