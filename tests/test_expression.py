@@ -13,9 +13,9 @@ from stream.expression import (
     ExpressionTracker,
     FaceFeatureExtractor,
     RealFaceSpotter,
+    blendshapes_per_frame,
     expression_evidence,
     fuse_intensity,
-    blendshapes_per_frame,
     what_moved,
 )
 from stream.features import FeatureExtractor, extract_features
