@@ -106,6 +106,52 @@ def table(acc: dict, comp: dict | None, cmd: str) -> str:
     return "\n".join(lines)
 
 
+def plot_clip(videos: str, clip: str, model: str | None, cache: str, out: str) -> None:
+    """What the spotter sees on one clip: network intensity, the expression groups' evidence,
+    the annotations and the events, to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from engine.checkpoint import load_checkpoint
+    from stream.blendshapes import load_blendshape_model
+    from stream.expression import GROUP_NAMES, blendshapes_per_frame, expression_evidence
+    from stream.extract import extract_landmarks
+    from training.infer import predict_curves, predict_instances_real_face, video_features
+    from training.realeval import cached_landmarks, load_real_folder
+
+    truth = load_real_folder(videos)[clip]
+    s = cached_landmarks(truth.path, Path(cache), lambda p: extract_landmarks(p))
+    ck = load_checkpoint(model)
+    feats, valid = video_features(s.landmarks, s.valid, s.fps, ck.meta.get("feature_spec"))
+    inten, _ = predict_curves(ck.net, feats, valid)
+    bsm = load_blendshape_model()
+    ev = expression_evidence(blendshapes_per_frame(bsm, s.landmarks, s.valid), s.valid, s.fps)
+    insts = predict_instances_real_face(ck, s.landmarks, s.valid, s.fps, bsm)
+    t = np.arange(len(inten)) / s.fps
+    fig, ax = plt.subplots(figsize=(9, 3.6), dpi=110)
+    for sp in truth.spans:
+        ax.axvspan(sp.start / s.fps, sp.end / s.fps, ymin=0.0, ymax=0.04,
+                   color="#bbbbbb" if sp.label == "talking" else "#88cc88", lw=0)
+    for g in truth.clear + truth.unsure:
+        ax.axvspan(g.onset / s.fps, g.offset / s.fps, color="#ffd27f", alpha=0.45, lw=0)
+    ax.plot(t, inten, color="#999999", lw=1, label="network intensity (landmarks)")
+    for k, name in enumerate(GROUP_NAMES):
+        if ev[:, k].max() > 0.05:
+            ax.plot(t, ev[:, k], lw=1.6, label=f"evidence: {name}")
+    for i in insts:
+        ax.annotate("", xy=(i.offset / s.fps, 1.02), xytext=(i.onset / s.fps, 1.02),
+                    arrowprops={"arrowstyle": "|-|", "color": "#cc3333", "lw": 1.5})
+    ax.set_ylim(0, 1.1)
+    ax.set_xlabel("s  (orange: annotated expressions; red bars: events; grey strip: talking)")
+    ax.set_title(f"{clip}: what the spotter sees")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=4, frameon=False)
+    fig.tight_layout()
+    fig.savefig(out)
+
+
 def write_results(path: Path, text: str) -> None:
     old = path.read_text() if path.exists() else ""
     if BEGIN in old and END in old:
@@ -123,10 +169,15 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=4, help="compute runs each way (0: skip)")
     p.add_argument("--json", default=None)
     p.add_argument("--write-results", default=None, metavar="MD")
+    p.add_argument("--plot", nargs=2, metavar=("CLIP", "PNG"), default=None,
+                   help="only draw what the spotter sees on one clip")
     a = p.parse_args()
     if not Path(a.videos).is_dir():
         print(f"bench_realclips: {a.videos} is not a directory", file=sys.stderr)
         return 2
+    if a.plot:
+        plot_clip(a.videos, a.plot[0], a.model, a.cache, a.plot[1])
+        return 0
     acc = accuracy(a.videos, a.model, a.cache)
     comp = compute(a.runs) if a.runs > 0 else None
     cmd = "python benchmarks/bench_realclips.py " + " ".join(sys.argv[1:])

@@ -135,3 +135,23 @@ def test_live_features_equal_offline_features():
     bs = blendshapes_per_frame(model, lm, valid)  # what the offline path runs
     np.testing.assert_array_equal(live[:, F:][valid], bs[valid])
     assert np.isnan(live[17, F:]).all()
+
+
+def test_event_carries_what_moved_on_the_wire_and_in_listen():
+    import json
+
+    from pfes.commands.listen import _line
+    from stream.events import event_from_instance, parse_event
+
+    class Inst:
+        onset, apex, offset, kind, score, class_prob = 10, 15, 30, "macro", 0.8, 1.0
+
+    ev = event_from_instance(Inst(), seq=3, stream="cam", track=0, pts_of=lambda f: f / 25,
+                             emitted_frame=31, emitted_at=1.0, latency_ms=2.0, what="smile",
+                             moved=[("mouthSmileRight", 0.6234), ("mouthSmileLeft", 0.58)])
+    body = json.loads(ev.to_json())
+    assert body["what"] == "smile" and body["moved"] == [["mouthSmileRight", 0.623], ["mouthSmileLeft", 0.58]]
+    assert parse_event(body) == ev
+    old = {k: v for k, v in body.items() if k not in ("what", "moved")}  # a publisher without them
+    assert parse_event(old).what == ""
+    assert _line("event", body).endswith("smile (mouthSmileRight +0.62  mouthSmileLeft +0.58)")

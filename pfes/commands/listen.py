@@ -36,7 +36,7 @@ def _line(kind: str, body: dict) -> str:
         return (f"#{body['seq']} {body['stream']} track {body['track']} {body['kind']} "
                 f"frames {body['onset_frame']}-{body['offset_frame']} (apex {body['apex_frame']}) "
                 f"{body['onset_s']:.2f}-{body['offset_s']:.2f} s score {body['score']:.2f} "
-                f"latency {body['latency_ms']:.1f} ms")
+                f"latency {body['latency_ms']:.1f} ms" + _what(body))
     if kind == "status":
         lat = body.get("latency_ms", {}).get("compute", {})
         return (f"[status] {body.get('stream')} fps {body.get('fps', 0):.1f} frames "
@@ -45,6 +45,16 @@ def _line(kind: str, body: dict) -> str:
                 f"connected {body.get('connected')} compute p50 {lat.get('p50', 0):.1f} ms"
                 + _noise(body))
     return f"[{kind}] {json.dumps(body, separators=(',', ':'))}"
+
+
+def _what(body: dict) -> str:
+    """'  smile (mouthSmileLeft +0.62 mouthSmileRight +0.58)' from an event's what/moved."""
+    what = body.get("what") or ""
+    try:
+        moved = "  ".join(f"{n} {float(c):+.2f}" for n, c in (body.get("moved") or [])[:2])
+    except (TypeError, ValueError):
+        moved = ""
+    return f"  {what or '?'} ({moved})" if (what or moved) else ""
 
 
 def _noise(body: dict) -> str:
