@@ -112,7 +112,7 @@ def test_event_schema_roundtrip_and_validation():
     assert list(d) == [
         "schema", "seq", "stream", "track", "kind", "onset_frame", "apex_frame", "offset_frame",
         "onset_s", "apex_s", "offset_s", "score", "class_prob", "emitted_frame", "emitted_at",
-        "latency_ms",
+        "latency_ms", "what", "moved",
     ]
     assert parse_event(ev.to_json()) == ev
     bad = dict(d)
