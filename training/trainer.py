@@ -55,7 +55,7 @@ from training.losses import (
 from training.protocol import Split
 
 __all__ = ["TrainConfig", "TrainVideo", "TrainResult", "train", "video_curves", "input_statistics",
-           "SUPERVISIONS", "DEFAULT_EPOCHS", "DEFAULT_LR", "DEFAULT_INPUT_SCALING",
+           "SUPERVISIONS", "term_grad_norms", "DEFAULT_EPOCHS", "DEFAULT_LR", "DEFAULT_INPUT_SCALING",
            "final_operating_point"]
 
 log = logging.getLogger(__name__)
@@ -252,8 +252,18 @@ def _far_from_points(v: TrainVideo, reach: int) -> np.ndarray:
     return np.cumsum(near[:t]) == 0
 
 
-def _video_loss(cfg: TrainConfig, net: PfesNet, v: TrainVideo, out, b: int, epoch: int, rng,
-                far: np.ndarray | None = None) -> tuple[torch.Tensor, dict]:
+@dataclass
+class _VideoTerms:
+    """One video's loss terms (weighted, in the order they are summed) and, for the
+    reference-form IAC, its frames to pool over the batch: features (N, C), category, intensity."""
+
+    terms: dict[str, torch.Tensor]
+    iac_frames: tuple[torch.Tensor, np.ndarray, np.ndarray] | None = None
+
+
+def _video_loss(cfg: TrainConfig, net: PfesNet, v: TrainVideo, out, b: int, epoch: int,
+                iac_rng: np.random.Generator, far: np.ndarray | None = None,
+                padded_frames: int = 0) -> _VideoTerms:
     t = v.feats.shape[0]
     a = out.intensity[b, :t]
     p = out.apex[b, :t]
@@ -276,6 +286,7 @@ def _video_loss(cfg: TrainConfig, net: PfesNet, v: TrainVideo, out, b: int, epoc
     if apex_on and lab.apex_pos.any():
         tgt = torch.from_numpy(apex_targets(lab.y, lab.apex_pos, neg, w.apex_neighbour_frames))
         terms["apex"] = w.apex * apex_focal_loss(p, tgt, w)
+    iac_frames = None
     if cfg.use_iac and w.iac > 0:
         cat = np.full(t, -1, dtype=np.int64)
         cat[neg] = 0
@@ -283,18 +294,61 @@ def _video_loss(cfg: TrainConfig, net: PfesNet, v: TrainVideo, out, b: int, epoc
         cat[lab.y[:, 0] > 0.5] = 2
         idx = np.flatnonzero(cat >= 0)
         if idx.size > cfg.iac_max_frames:
-            idx = np.sort(rng.choice(idx, cfg.iac_max_frames, replace=False))
-        if idx.size >= 2:
-            inten = np.where(cat[idx] == 0, 0.0, lab.y[idx].max(axis=1)).astype(np.float32)
+            idx = np.sort(iac_rng.choice(idx, cfg.iac_max_frames, replace=False))
+        inten = np.where(cat[idx] == 0, 0.0, lab.y[idx].max(axis=1)).astype(np.float32)
+        if w.iac_form == "reference":  # pooled over the batch by the caller
+            iac_frames = (f[idx], cat[idx], inten)
+        elif idx.size >= 2:
             terms["iac"] = w.iac * iac_loss(f[idx], torch.from_numpy(cat[idx]), torch.from_numpy(inten), w)
     terms["reward"] = reward_term(a, y, w)
-    terms["sparsity"] = w.sparsity * sparsity_term(a, valid_t)
-    terms["smooth"] = w.smoothness * smoothness_term(a)
-    total = terms["intensity"]  # summed in insertion order, exactly as sum() did
-    for name, term in terms.items():
-        if name != "intensity":
-            total = total + term
-    return total, {k: float(v_.detach()) for k, v_ in terms.items()}
+    terms["sparsity"] = w.sparsity * sparsity_term(a, valid_t, w.sparsity_form, padded_frames)
+    terms["smooth"] = w.smoothness * smoothness_term(a, w.smoothness_form)
+    return _VideoTerms(terms, iac_frames)
+
+
+def _batch_terms(cfg: TrainConfig, parts: list[_VideoTerms]) -> dict[str, torch.Tensor]:
+    """The batch's loss terms: each video's averaged over the batch; the reference-form IAC
+    once over the frames of every video of the batch, as the reference computes it."""
+    n = len(parts)
+    terms: dict[str, torch.Tensor] = {}
+    for vt in parts:
+        for k, val in vt.terms.items():
+            terms[k] = terms[k] + val / n if k in terms else val / n
+    pooled = [vt.iac_frames for vt in parts if vt.iac_frames is not None]
+    if pooled and sum(int(q[1].size) for q in pooled) >= 2:
+        f = torch.cat([q[0] for q in pooled])
+        cat = torch.from_numpy(np.concatenate([q[1] for q in pooled]))
+        inten = torch.from_numpy(np.concatenate([q[2] for q in pooled]))
+        terms["iac"] = cfg.weights.iac * iac_loss(f, cat, inten, cfg.weights)
+    return terms
+
+
+def _shared_parameters(net: PfesNet) -> list[torch.nn.Parameter]:
+    """The backbone's parameters: what every loss term reaches (not the heads' own)."""
+    own = {id(q) for m in (net.proj, net.intensity_head, net.apex_head) for q in m.parameters()}
+    return [q for q in net.parameters() if id(q) not in own and q.requires_grad]
+
+
+def _total(terms: dict[str, torch.Tensor]) -> torch.Tensor:
+    it = iter(terms.values())
+    total = next(it)
+    for term in it:  # summed in insertion order: intensity first
+        total = total + term
+    return total
+
+
+def term_grad_norms(terms: dict[str, torch.Tensor], params: Sequence[torch.nn.Parameter],
+                    ) -> dict[str, float]:
+    """L2 norm of each term's gradient, and of their sum (``total``), w.r.t. ``params``; the
+    graph is kept for the caller's backward pass."""
+    out: dict[str, float] = {}
+    for name, term in [*terms.items(), ("total", _total(terms))]:
+        if not term.requires_grad:
+            out[name] = 0.0
+            continue
+        grads = torch.autograd.grad(term, list(params), retain_graph=True, allow_unused=True)
+        out[name] = math.sqrt(sum(float((gr.detach() ** 2).sum()) for gr in grads if gr is not None))
+    return out
 
 
 def _batch(videos: Sequence[TrainVideo]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -444,10 +498,14 @@ def train(
     fps: float,
     progress: Callable[[dict], None] | None = None,
     whiten_columns: Sequence[int] | None = None,
+    on_batch: Callable[[int, list[str]], None] | None = None,
 ) -> TrainResult:
     """Train on ``split.inner_train`` videos, select on ``split.inner_val``. Never reads test.
 
-    whiten_columns: the displacement features' columns, needed with ``cfg.input_whitening``."""
+    whiten_columns: the displacement features' columns, needed with ``cfg.input_whitening``.
+    on_batch: called with (epoch, names of the batch's videos) before each step.
+    Each epoch's history record holds the mean of every loss term and, as ``grad_<term>``, the
+    norm of its gradient w.r.t. the backbone on the epoch's first batch."""
     tr = [v for v in videos if v.subject in set(split.inner_train)]
     va = [v for v in videos if v.subject in set(split.inner_val)]
     if not tr or not va:
@@ -455,7 +513,10 @@ def train(
     if set(split.test) & (set(split.inner_train) | set(split.inner_val)):
         raise InputError("held-out subjects overlap the training or validation subjects")
     torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)  # the epoch shuffle, and nothing else
+    # IAC's frame subsampling and the released-code GIM's dropout draw from their own stream, so
+    # that --no-iac changes the loss and not the order of the batches
+    iac_rng = np.random.default_rng([cfg.seed, 1])
     mcfg = ModelConfig(
         in_features=int(tr[0].feats.shape[1]), channels=cfg.channels, kernel_size=cfg.kernel_size,
         dilations=cfg.dilations, proj_dim=cfg.proj_dim, lookahead_frames=cfg.lookahead_frames,
@@ -478,22 +539,29 @@ def train(
     if cfg.hard_negative_fraction > 0:
         reach = int(round(cfg.far_from_points_s * fps))
         far = {v.name: _far_from_points(v, reach) for v in tr}
+    padded = max(v.feats.shape[0] for v in tr)  # the reference pads to the longest video
+    shared = _shared_parameters(net)
     for epoch in range(cfg.epochs):
         t0 = time.monotonic()
         net.train()
         order = rng.permutation(len(tr))
         sums: dict[str, float] = {}
+        grad_norms: dict[str, float] = {}
         steps = 0
         for s in range(0, len(order), cfg.batch_videos):
             batch = [tr[i] for i in order[s : s + cfg.batch_videos]]
+            if on_batch is not None:
+                on_batch(epoch, [v.name for v in batch])
             x, m = _batch(batch)
             out = net(x, m)
-            loss = out.intensity.new_zeros(())
-            for b, v in enumerate(batch):
-                lv, parts = _video_loss(cfg, net, v, out, b, epoch, rng, far.get(v.name))
-                loss = loss + lv / len(batch)
-                for k, val in parts.items():
-                    sums[k] = sums.get(k, 0.0) + val / len(batch)
+            parts = [_video_loss(cfg, net, v, out, b, epoch, iac_rng, far.get(v.name), padded)
+                     for b, v in enumerate(batch)]
+            terms = _batch_terms(cfg, parts)
+            loss = _total(terms)
+            for k, val in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(val.detach())
+            if steps == 0:  # once per epoch: what each term pulls on the backbone
+                grad_norms = term_grad_norms(terms, shared)
             opt.zero_grad()
             if not torch.isfinite(loss):
                 raise RuntimeError(f"non-finite loss at epoch {epoch}: {sums}")
@@ -506,6 +574,7 @@ def train(
         sched.step()
         rec = {"epoch": epoch, "seconds": round(time.monotonic() - t0, 2)}
         rec.update({k: round(v / max(steps, 1), 5) for k, v in sums.items()})
+        rec.update({f"grad_{k}": float(f"{v:.4g}") for k, v in grad_norms.items()})
         last = epoch == cfg.epochs - 1
         if (epoch >= cfg.select_from_epoch and (epoch + 1) % cfg.select_every_epochs == 0) or last:
             judged = net if ema is None else ema.net
