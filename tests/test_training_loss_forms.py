@@ -22,8 +22,12 @@ from training.losses import (
 from training.protocol import nested_split
 from training.trainer import TrainConfig, TrainVideo, train
 
-REF = LossWeights(iac_form="reference", apex_form="reference", sparsity_form="reference",
-                  smoothness_form="reference")
+REF = LossWeights(
+    iac_form="reference",
+    apex_form="reference",
+    sparsity_form="reference",
+    smoothness_form="reference",
+)
 
 
 def _iac_by_hand(f, cat, inten, temp=0.5, base=0.07):
@@ -35,8 +39,10 @@ def _iac_by_hand(f, cat, inten, temp=0.5, base=0.07):
             return 1.0 if cat[i] == 0 else 1.0 - abs(inten[i] - inten[j])
         return abs(inten[i] - inten[j])
 
-    dots = [[sum(a * b for a, b in zip(f[i], f[j], strict=True)) / temp for j in range(n)]
-            for i in range(n)]
+    dots = [
+        [sum(a * b for a, b in zip(f[i], f[j], strict=True)) / temp for j in range(n)]
+        for i in range(n)
+    ]
     total = 0.0
     for i in range(n):
         m = max(dots[i])
@@ -80,9 +86,14 @@ def test_reference_apex_loss_by_hand():
     p = torch.tensor([[0.9, 0.5], [0.2, 0.5], [0.5, 0.7], [0.95, 0.1]])
     tgt = torch.tensor([[1.0, -1.0], [0.0, -1.0], [-1.0, 1.0], [0.0, 0.0]])
     got = apex_focal_loss(p, tgt, REF)
-    macro = -(0.9 * 0.1 * math.log(0.9 + 1e-5)
-              + 0.1 * 0.05 * math.log(0.8 + 1e-5)
-              + 0.1 * 0.70 * math.log(0.05 + 1e-5)) / 4  # all T = 4 frames, ignored ones too
+    macro = (
+        -(
+            0.9 * 0.1 * math.log(0.9 + 1e-5)
+            + 0.1 * 0.05 * math.log(0.8 + 1e-5)
+            + 0.1 * 0.70 * math.log(0.05 + 1e-5)
+        )
+        / 4
+    )  # all T = 4 frames, ignored ones too
     micro = -(0.93 * 0.3 * math.log(0.7 + 1e-5) + 0.07 * 0.15 * math.log(0.9 + 1e-5)) / 4
     assert float(got) == pytest.approx(macro + 1.8 * micro, rel=1e-5)
     assert float(got) == pytest.approx(0.1003476, rel=1e-5)
@@ -90,7 +101,9 @@ def test_reference_apex_loss_by_hand():
     hi = torch.tensor([[0.999999, 0.0]])
     neg = torch.tensor([[0.0, -1.0]])
     assert float(apex_focal_loss(hi, neg, LossWeights())) <= 0.1 * math.log(4) + 1e-6
-    assert float(apex_focal_loss(hi, neg, REF)) == pytest.approx(0.1 * 0.75 * -math.log(1.1e-5), rel=1e-2)
+    assert float(apex_focal_loss(hi, neg, REF)) == pytest.approx(
+        0.1 * 0.75 * -math.log(1.1e-5), rel=1e-2
+    )
 
 
 def test_reference_sparsity_and_smoothness_by_hand():
@@ -125,9 +138,19 @@ def _tiny(epochs=6, **kw):
     rng = np.random.default_rng(0)
     vids = [_toy_video(f"s{i}_v{j}", f"s{i}", rng) for i in range(4) for j in range(3)]
     split = nested_split([v.subject for v in vids], 0.25, seed=0)
-    cfg = TrainConfig(epochs=epochs, select_from_epoch=100, select_every_epochs=100, channels=16,
-                      proj_dim=8, dilations=(1, 2, 4), batch_videos=3, selection="grid",
-                      instance_classifier=False, iac_max_frames=40, **kw)
+    cfg = TrainConfig(
+        epochs=epochs,
+        select_from_epoch=100,
+        select_every_epochs=100,
+        channels=16,
+        proj_dim=8,
+        dilations=(1, 2, 4),
+        batch_videos=3,
+        selection="grid",
+        instance_classifier=False,
+        iac_max_frames=40,
+        **kw,
+    )
     return vids, split, cfg
 
 
@@ -136,8 +159,13 @@ def test_no_iac_changes_only_the_loss_not_the_batches():
     seen: dict[bool, list] = {}
     for use in (True, False):
         order: list = []
-        train(vids, split, dataclasses.replace(cfg, use_iac=use), 30.0,
-              on_batch=lambda e, names, o=order: o.append((e, tuple(names))))
+        train(
+            vids,
+            split,
+            dataclasses.replace(cfg, use_iac=use),
+            30.0,
+            on_batch=lambda e, names, o=order: o.append((e, tuple(names))),
+        )
         seen[use] = order
     assert seen[True] == seen[False] and len(seen[True]) == 9
 
@@ -146,8 +174,15 @@ def test_reference_iac_gradient_is_a_measurable_share_and_logged():
     vids, split, cfg = _tiny(epochs=6, weights=REF, gim_micro="gim")
     res = train(vids, split, cfg, 30.0)
     rec = res.history[-1]  # epoch 5: GIM and the apex branch are on
-    for k in ("grad_intensity", "grad_apex", "grad_iac", "grad_reward", "grad_sparsity",
-              "grad_smooth", "grad_total"):
+    for k in (
+        "grad_intensity",
+        "grad_apex",
+        "grad_iac",
+        "grad_reward",
+        "grad_sparsity",
+        "grad_smooth",
+        "grad_total",
+    ):
         assert k in rec, rec
     assert rec["grad_iac"] > 1e-3 * rec["grad_total"], rec
     # at the same weight the L2-normalised form pulls far less

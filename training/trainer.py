@@ -39,7 +39,16 @@ from engine.detector import DetectorConfig
 from engine.model import ModelConfig, PfesNet
 from pfes.errors import InputError
 from training.evaluate import Interval
-from training.gim import MICRO, GimConfig, Point, PseudoLabels, full_labels, gim_labels, hard_labels
+from training.gim import (
+    GIM_VARIANTS,
+    MICRO,
+    GimConfig,
+    Point,
+    PseudoLabels,
+    full_labels,
+    gim_labels,
+    hard_labels,
+)
 from training.infer import predict_curves
 from training.losses import (
     LossWeights,
@@ -113,6 +122,9 @@ class TrainConfig:
     # set: 144 training subjects, three seeds, selection F1 0.789 -> 0.820, development F1
     # 0.769 -> 0.796 (the reference's micro output collapsed in two of three seeds)
     gim_micro: str = "hard"
+    # "paper": GIM's clean Gaussian; "released": the labels the reference code builds from its
+    # dropout-0.7 train-mode outputs (training.gim.released_outputs)
+    gim_variant: str = "paper"
     # share of the 1:1 negatives taken as the highest-scoring frames farther than
     # ``far_from_points_s`` from every point (0 = the reference's lowest-scoring negatives;
     # 0.5 chosen on selection subjects: selection F1 0.688 -> 0.747 for GIM, macro windows x2)
@@ -170,6 +182,8 @@ class TrainConfig:
             raise InputError("hard_negative_fraction must be in [0, 1], far_from_points_s >= 0")
         if self.gim_micro not in ("gim", "hard", "point"):
             raise InputError("gim_micro must be 'gim', 'hard' or 'point'")
+        if self.gim_variant not in GIM_VARIANTS:
+            raise InputError(f"gim_variant must be one of {GIM_VARIANTS}")
         if self.gim_space not in ("input", "proj"):
             raise InputError("gim_space must be 'input' or 'proj'")
         if not self.lr > 0:
@@ -195,7 +209,7 @@ class TrainConfig:
     def gim_config(self) -> GimConfig:
         """GIM constants with the macro windows scaled by ``gim_macro_scale`` (and micro points
         on fixed windows with ``gim_micro="hard"``)."""
-        g, s = self.gim, self.gim_macro_scale
+        g, s = dataclasses.replace(self.gim, variant=self.gim_variant), self.gim_macro_scale
         if self.gim_micro == "hard":
             g = dataclasses.replace(g, hard_classes=(MICRO,))
         elif self.gim_micro == "point":
@@ -233,13 +247,13 @@ class TrainResult:
 
 
 def _labels(cfg: TrainConfig, v: TrainVideo, a: np.ndarray, g: np.ndarray, epoch: int,
-            rank: np.ndarray | None = None) -> PseudoLabels:
+            rank: np.ndarray | None = None, rng: np.random.Generator | None = None) -> PseudoLabels:
     t = v.feats.shape[0]
     if cfg.supervision == "full":
         return full_labels(v.points, t, cfg.gim)
     if cfg.supervision == "hard":
         return hard_labels(v.points, t, cfg.gim)
-    return gim_labels(a, g, v.points, epoch, cfg.gim_config(), rank)
+    return gim_labels(a, g, v.points, epoch, cfg.gim_config(), rank, rng)
 
 
 def _far_from_points(v: TrainVideo, reach: int) -> np.ndarray:
@@ -263,7 +277,8 @@ class _VideoTerms:
 
 def _video_loss(cfg: TrainConfig, net: PfesNet, v: TrainVideo, out, b: int, epoch: int,
                 iac_rng: np.random.Generator, far: np.ndarray | None = None,
-                padded_frames: int = 0) -> _VideoTerms:
+                padded_frames: int = 0, gim_rng: np.random.Generator | None = None,
+                ) -> _VideoTerms:
     t = v.feats.shape[0]
     a = out.intensity[b, :t]
     p = out.apex[b, :t]
@@ -273,7 +288,7 @@ def _video_loss(cfg: TrainConfig, net: PfesNet, v: TrainVideo, out, b: int, epoc
     with torch.no_grad():
         logit = net.intensity_head(g).squeeze(-1).numpy()
     space = v.feats if cfg.gim_space == "input" else g.numpy()
-    lab = _labels(cfg, v, a_np, space, epoch, logit)
+    lab = _labels(cfg, v, a_np, space, epoch, logit, gim_rng)
     valid = v.valid
     expressive = lab.expressive
     neg = select_negatives(a_np, expressive, valid, far, cfg.hard_negative_fraction)
@@ -514,9 +529,10 @@ def train(
         raise InputError("held-out subjects overlap the training or validation subjects")
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)  # the epoch shuffle, and nothing else
-    # IAC's frame subsampling and the released-code GIM's dropout draw from their own stream, so
-    # that --no-iac changes the loss and not the order of the batches
+    # IAC's frame subsampling and the released-code GIM's dropout each draw from their own
+    # stream, so that --no-iac changes the loss and not the order of the batches
     iac_rng = np.random.default_rng([cfg.seed, 1])
+    gim_rng = np.random.default_rng([cfg.seed, 2])
     mcfg = ModelConfig(
         in_features=int(tr[0].feats.shape[1]), channels=cfg.channels, kernel_size=cfg.kernel_size,
         dilations=cfg.dilations, proj_dim=cfg.proj_dim, lookahead_frames=cfg.lookahead_frames,
@@ -554,7 +570,7 @@ def train(
                 on_batch(epoch, [v.name for v in batch])
             x, m = _batch(batch)
             out = net(x, m)
-            parts = [_video_loss(cfg, net, v, out, b, epoch, iac_rng, far.get(v.name), padded)
+            parts = [_video_loss(cfg, net, v, out, b, epoch, iac_rng, far.get(v.name), padded, gim_rng)
                      for b, v in enumerate(batch)]
             terms = _batch_terms(cfg, parts)
             loss = _total(terms)
