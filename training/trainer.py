@@ -61,6 +61,7 @@ from training.losses import (
     smoothness_term,
     sparsity_term,
 )
+from training.proposals import PROPOSAL_PRESETS
 from training.protocol import Split
 
 __all__ = ["TrainConfig", "TrainVideo", "TrainResult", "train", "video_curves", "input_statistics",
@@ -88,15 +89,9 @@ DEFAULT_INPUT_SCALING = {"point": True, "hard": False, "full": False}
 # 0.610 (RESULTS.md, "Decorrelated inputs, and selecting the epoch by the whole pipeline");
 # hard windows and full intervals were not measured with it and keep "grid".
 DEFAULT_SELECTION = {"point": "pipeline", "hard": "grid", "full": "grid"}
-# How the chosen weights get their operating point when nothing is given (TrainConfig(final_fit=""),
-# `pfes train` without --final-fit): "wide", FINAL_GRID then the instance classifier; "best", also
-# SELECTION_GRID then the classifier, keeping whichever scores higher on the selection subjects
-# (the classifier is fitted after the thresholds, so the wider grid can end lower). "wide" for
-# all: for point labels, seeds 0-3, "best" raised the development F1 0.895 -> 0.900 but lowered
-# its micro F1 0.624 -> 0.616, failing its declared rule (RESULTS.md, "Keeping the better final
-# fit"); for hard windows it changed nothing (0.886 -> 0.885).
-DEFAULT_FINAL_FIT = {"point": "wide", "hard": "wide", "full": "wide"}
-FINAL_FITS = ("wide", "best")
+# The final operating point is FINAL_GRID then the instance classifier. Two alternatives failed
+# their declared rules and were removed: keeping the better of FINAL_GRID and SELECTION_GRID
+# (`--final-fit best`) and decorrelated inputs (`--input-whitening`); RESULTS.md keeps both.
 
 
 @dataclass(frozen=True)
@@ -145,11 +140,6 @@ class TrainConfig:
     # standard deviation of the training frames), folded into the input layer before saving;
     # None: DEFAULT_INPUT_SCALING[supervision]
     input_scaling: bool | None = None
-    # with input scaling: also decorrelate the displacement features (ZCA-whiten them by the pooled
-    # covariance of their change over ``WHITEN_LAG_S`` away from every point, where it is tracker
-    # error and distractors: neighbouring landmarks err together), then standardise; folded into
-    # the input layer like the scaling. Off by default (an experiment; see input_whitening)
-    input_whitening: bool = False
     # after the final operating point, fit the detector's instance classifier (macro or micro
     # for brief runs; calibration/instance_classifier.py) on the selection subjects, kept only
     # if it raises their F1
@@ -159,9 +149,10 @@ class TrainConfig:
     # offset extension) and then the instance classifier (if on). "pipeline" costs about 20 s more
     # per selection epoch on 144 subjects; "": DEFAULT_SELECTION[supervision]
     selection: str = ""
-    # the chosen weights' operating point: "wide" or "best" (see DEFAULT_FINAL_FIT);
-    # "": DEFAULT_FINAL_FIT[supervision]
-    final_fit: str = ""
+    # the offline search's settings for this model (`pfes eval --proposals offline`)
+    proposal_preset: str = "pfes"
+    # the recipe these settings came from (training.recipe; flags may have changed some)
+    recipe: str = "pfes"
     weights: LossWeights = field(default_factory=LossWeights)
     gim: GimConfig = field(default_factory=GimConfig)
 
@@ -184,6 +175,8 @@ class TrainConfig:
             raise InputError("gim_micro must be 'gim', 'hard' or 'point'")
         if self.gim_variant not in GIM_VARIANTS:
             raise InputError(f"gim_variant must be one of {GIM_VARIANTS}")
+        if self.proposal_preset not in PROPOSAL_PRESETS:
+            raise InputError(f"proposal_preset must be one of {sorted(PROPOSAL_PRESETS)}")
         if self.gim_space not in ("input", "proj"):
             raise InputError("gim_space must be 'input' or 'proj'")
         if not self.lr > 0:
@@ -192,12 +185,6 @@ class TrainConfig:
             object.__setattr__(self, "selection", DEFAULT_SELECTION[self.supervision])
         if self.selection not in ("grid", "pipeline"):
             raise InputError("selection must be 'grid' or 'pipeline'")
-        if self.final_fit == "":
-            object.__setattr__(self, "final_fit", DEFAULT_FINAL_FIT[self.supervision])
-        if self.final_fit not in FINAL_FITS:
-            raise InputError(f"final_fit must be one of {FINAL_FITS}")
-        if self.input_whitening and not self.input_scaling:
-            raise InputError("input whitening needs input scaling")
         if not 0.0 <= self.ema_epochs <= 100.0:
             raise InputError("ema_epochs must be in [0, 100]")
 
@@ -243,7 +230,6 @@ class TrainResult:
     val_result: dict
     history: list[dict]
     instance_classifier: dict | None = None  # what fit_instance_classifier reported (None: off)
-    final_grid: str = "final"  # the operating point's grid: "final" or "selection" (final_fit "best")
 
 
 def _labels(cfg: TrainConfig, v: TrainVideo, a: np.ndarray, g: np.ndarray, epoch: int,
@@ -396,51 +382,6 @@ def input_statistics(videos: Sequence[TrainVideo]) -> tuple[torch.Tensor, torch.
             torch.from_numpy((1.0 / np.maximum(sd, 1e-4)).astype(np.float32)))
 
 
-WHITEN_LAG_S = 5 / 30  # a micro-expression's onset
-WHITEN_AWAY_S = 2.0  # frames this far from every point count as "no labelled expression"
-WHITEN_SHRINK = 0.02  # share of the diagonal mixed into the covariance before inverting
-
-
-def input_whitening(videos: Sequence[TrainVideo], columns: Sequence[int], fps: float,
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Shift (F,) and matrix (F, F) for :meth:`PfesNet.set_input_scaling`: ``columns`` (the
-    displacement features) ZCA-whitened by the pooled covariance of their change over
-    ``WHITEN_LAG_S``, on valid frames at least ``WHITEN_AWAY_S`` from every point (shrunk by
-    ``WHITEN_SHRINK`` towards its diagonal), every other feature left as it is; then each output
-    standardised over the valid frames, as :func:`input_statistics` does."""
-    n_feat = videos[0].feats.shape[1] if videos else 0
-    cols = np.asarray(columns, dtype=int)
-    if cols.size < 2 or cols.min() < 0 or cols.max() >= n_feat or len(set(cols.tolist())) != cols.size:
-        raise InputError(f"input whitening needs at least two distinct feature columns < {n_feat}")
-    lag = max(1, int(round(WHITEN_LAG_S * fps)))
-    reach = int(round(WHITEN_AWAY_S * fps))
-    n, s1, s2 = 0, np.zeros(n_feat), np.zeros((n_feat, n_feat))
-    m, d2 = 0, np.zeros((cols.size, cols.size))
-    for v in videos:
-        x = v.feats[v.valid].astype(np.float64)
-        n += x.shape[0]
-        s1 += x.sum(0)
-        s2 += x.T @ x
-        ok = v.valid & _far_from_points(v, reach)
-        both = ok[lag:] & ok[:-lag]
-        d = (v.feats[lag:, cols] - v.feats[:-lag, cols]).astype(np.float64)[both]
-        m += d.shape[0]
-        d2 += d.T @ d  # the changes' mean is ~0: a second moment is the covariance
-    if n < 2 or m < 10 * cols.size:
-        raise InputError(f"input whitening needs more frames away from the points ({m} found)")
-    cov = d2 / m
-    cov = (1 - WHITEN_SHRINK) * cov + WHITEN_SHRINK * np.diag(np.diag(cov))
-    e, u = np.linalg.eigh(cov)
-    e = np.maximum(e, e.max() * 1e-9)
-    z = np.eye(n_feat)
-    z[np.ix_(cols, cols)] = (u / np.sqrt(e)) @ u.T
-    mean = s1 / n
-    level = s2 / n - np.outer(mean, mean)  # covariance of the raw features
-    sd = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", z, level, z), 0.0))
-    mat = z / np.maximum(sd, 1e-4 * np.sqrt(np.diag(z @ z.T)))[:, None]
-    return torch.from_numpy(mean.astype(np.float32)), torch.from_numpy(mat.astype(np.float32))
-
-
 def video_curves(net: PfesNet, videos: Sequence[TrainVideo]) -> list[Curve]:
     """Network outputs and truth of ``videos`` as operating-point curves."""
     curves = []
@@ -470,17 +411,10 @@ def _fit_with_classifier(cfg: TrainConfig, curves: list[Curve], fps: float,
 
 
 def final_operating_point(curves: list[Curve], fps: float,
-                          cfg: TrainConfig) -> tuple[DetectorConfig, dict, dict | None, str]:
-    """The saved model's operating point, fitted on the selection subjects' ``curves`` as
-    ``cfg.final_fit`` says: (detector, MEGC result, classifier summary or None, the grid kept:
-    "final" or "selection")."""
-    det, result, ic = _fit_with_classifier(cfg, curves, fps, FINAL_GRID)
-    if cfg.final_fit == "best":
-        alt = _fit_with_classifier(cfg, curves, fps, SELECTION_GRID)
-        key = (result["overall"]["f1"], result["micro"]["f1"])
-        if (alt[1]["overall"]["f1"], alt[1]["micro"]["f1"]) > key:
-            return (*alt, "selection")
-    return det, result, ic, "final"
+                          cfg: TrainConfig) -> tuple[DetectorConfig, dict, dict | None]:
+    """The saved model's operating point, fitted on the selection subjects' ``curves``:
+    FINAL_GRID then the instance classifier (detector, MEGC result, classifier summary or None)."""
+    return _fit_with_classifier(cfg, curves, fps, FINAL_GRID)
 
 
 class _Ema:
@@ -512,12 +446,10 @@ def train(
     cfg: TrainConfig,
     fps: float,
     progress: Callable[[dict], None] | None = None,
-    whiten_columns: Sequence[int] | None = None,
     on_batch: Callable[[int, list[str]], None] | None = None,
 ) -> TrainResult:
     """Train on ``split.inner_train`` videos, select on ``split.inner_val``. Never reads test.
 
-    whiten_columns: the displacement features' columns, needed with ``cfg.input_whitening``.
     on_batch: called with (epoch, names of the batch's videos) before each step.
     Each epoch's history record holds the mean of every loss term and, as ``grad_<term>``, the
     norm of its gradient w.r.t. the backbone on the epoch's first batch."""
@@ -539,11 +471,7 @@ def train(
         dropout=cfg.dropout,
     )
     net = PfesNet(mcfg)
-    if cfg.input_whitening:
-        if not whiten_columns:
-            raise InputError("input whitening needs the displacement features' columns")
-        net.set_input_scaling(*input_whitening(tr, whiten_columns, fps))
-    elif cfg.input_scaling:
+    if cfg.input_scaling:
         net.set_input_scaling(*input_statistics(tr))
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step_epochs, cfg.lr_gamma)
@@ -613,6 +541,6 @@ def train(
     # the chosen weights get the final operating point on the same selection subjects: the
     # wider grid (dip bridging, widening of brief runs, macro offset extension) then the
     # instance classifier; its result is never worse than best[3] with selection "grid"
-    det, result, ic, kept = final_operating_point(video_curves(net, va), fps, cfg)
+    det, result, ic = final_operating_point(video_curves(net, va), fps, cfg)
     return TrainResult(net=net, detector=det, best_epoch=best[1], val_result=result,
-                       history=history, instance_classifier=ic, final_grid=kept)
+                       history=history, instance_classifier=ic)

@@ -116,8 +116,7 @@ def train_model(
         progress(f"epoch {rec['epoch'] + 1}/{cfg.epochs}  {rec['seconds']:.1f}s  "
                  f"intensity {rec.get('intensity', 0):.4f}{extra}")
 
-    disp = [i for i, name in enumerate(spec["names"]) if name.endswith((".dx", ".dy"))]
-    res = train(videos, split, cfg, fps, progress=on_epoch, whiten_columns=disp)
+    res = train(videos, split, cfg, fps, progress=on_epoch)
     meta = {
         "feature_spec": spec,
         "detector": res.detector.to_dict(),
@@ -130,7 +129,6 @@ def train_model(
             "inner_val_subjects": list(split.inner_val),
             "val_result": res.val_result,
             "instance_classifier": res.instance_classifier,
-            "final_grid": res.final_grid,
             "history": res.history,
         },
         "provenance": {
