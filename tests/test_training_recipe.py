@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -145,6 +146,9 @@ def test_recipe_paper_trains_end_to_end_on_a_tiny_synthetic_set(tmp_path, capsys
     assert cfg["weights"]["iac_form"] == "reference" and cfg["selection"] == "grid"
     last = meta["history"][-1]
     assert last["grad_total"] > 0 and "grad_apex" in last and "iac" in last
-    assert main(["eval", "--data", str(data), "--model", str(model), "--proposals", "offline"]) == 0
+    js = tmp_path / "r.json"
+    assert main(["eval", "--data", str(data), "--model", str(model), "--proposals", "offline",
+                 "--json", str(js)]) == 0
     assert "offline proposals" in capsys.readouterr().out
+    assert json.loads(js.read_text())["protocol"]["proposal_preset"] == "casme2"  # the recipe's
     assert dataclasses.asdict(recipe_config("paper"))["proposal_preset"] == "casme2"

@@ -182,10 +182,11 @@ def evaluate_model(
     proposals: str = "online",
     progress: Progress = _quiet,
     verifier: bool = True,
-    proposal_preset: str = "pfes",
+    proposal_preset: str | None = None,
 ) -> dict:
     """MEGC result of ``model`` on every video of ``data`` (``verifier=False``: with the
-    detector's brief-run verifier off; ``proposal_preset``: the offline search's settings)."""
+    detector's brief-run verifier off; ``proposal_preset``: the offline search's settings,
+    None: the ones the model's recipe names, else "pfes")."""
     apply_thread_env()
     ckpt = load_checkpoint(model)
     check_checkpoint_features(ckpt)
@@ -193,6 +194,9 @@ def evaluate_model(
     progress(f"features for {len(ds.videos)} videos")
     videos, fps = prepare_videos(ds, feature_spec=ckpt.meta.get("feature_spec"))
     det = detector_config_of(ckpt)
+    if proposal_preset is None:
+        proposal_preset = str(ckpt.meta.get("training", {}).get("config", {})
+                              .get("proposal_preset", "pfes"))
     if not verifier:
         det = dataclasses.replace(det, instance_verifier=())
     preds = predictions_for(ckpt, videos, fps, proposals, det, proposal_preset)

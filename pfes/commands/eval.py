@@ -20,10 +20,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="online: the live peak detector (default); offline: the reference's "
                    "multi-threshold search")
     p.add_argument("--proposal-preset", choices=("pfes", "casme2", "samm-lv", "casme3"),
-                   default="pfes",
+                   default=None,
                    help="settings of the offline search: the reference's per-dataset score "
                    "floors, caps and duration counting (casme2, samm-lv, casme3) or ours (pfes: "
-                   "one floor of 0.3; default)")
+                   "one floor of 0.3) (default: what the model's training recipe names; pfes "
+                   "for models without one)")
     p.add_argument("--no-verifier", action="store_true",
                    help="score with the detector's brief-run verifier off (what the model finds "
                    "with its instance classifier alone: more micro-expressions, more false alarms)")
