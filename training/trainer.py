@@ -284,7 +284,9 @@ def _video_loss(cfg: TrainConfig, net: PfesNet, v: TrainVideo, out, b: int, epoc
     valid_t = torch.from_numpy(valid)
     terms = {"intensity": w.intensity * intensity_loss(a, y, neg_t)}
     apex_on = cfg.supervision != "point" or epoch >= cfg.gim.full_gim_epoch
-    if apex_on and lab.apex_pos.any():
+    # the reference trains the apex branch from epoch 5 even where a video has no pseudo-apex
+    # (its negatives still count); ours only where there is one
+    if apex_on and (lab.apex_pos.any() or w.apex_form == "reference"):
         tgt = torch.from_numpy(apex_targets(lab.y, lab.apex_pos, neg, w.apex_neighbour_frames))
         terms["apex"] = w.apex * apex_focal_loss(p, tgt, w)
     iac_frames = None

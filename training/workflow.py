@@ -113,6 +113,8 @@ def train_model(
 
     def on_epoch(rec: dict) -> None:
         extra = f"  val F1 {rec['val_f1']:.3f} (micro {rec['val_micro_f1']:.3f})" if "val_f1" in rec else ""
+        if "grad_iac" in rec:  # what the contrastive loss pulls on the backbone, against all terms
+            extra = f"  grad IAC {rec['grad_iac']:.2g} of {rec['grad_total']:.2g}{extra}"
         progress(f"epoch {rec['epoch'] + 1}/{cfg.epochs}  {rec['seconds']:.1f}s  "
                  f"intensity {rec.get('intensity', 0):.4f}{extra}")
 
