@@ -65,6 +65,7 @@ def test_recipe_files_toml_and_json(tmp_path):
     ("text", "match"),
     [
         ("gim_micros = 'gim'\n", "unknown key 'gim_micros'"),
+        ("recipe = 'other'\n", "unknown key 'recipe'"),
         ("[weights]\niac_fom = 'reference'\n", r"\[weights\]: unknown key 'iac_fom'"),
         ("[gim]\nk = 1\n", r"\[gim\]: unknown key 'k'"),
         ("epochs = 'ten'\n", "epochs must be like"),

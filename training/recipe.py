@@ -105,7 +105,7 @@ def recipe_config(recipe: str = "pfes", overrides: dict[str, Any] | None = None,
     for k, v in tables.items():
         if not isinstance(v, dict):
             raise InputError(f"{where}: {k} must be a table")
-    top = _fields(TrainConfig, where, raw, skip=tuple(_TABLES))
+    top = _fields(TrainConfig, where, raw, skip=(*_TABLES, "recipe"))
     w_raw = _fields(LossWeights, f"{where} [weights]", tables.get("weights", {}))
     g_raw = _fields(GimConfig, f"{where} [gim]", tables.get("gim", {}))
     top.update(overrides or {})
