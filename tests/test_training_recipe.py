@@ -33,7 +33,7 @@ def test_paper_recipe_is_the_references_losses_gim_and_proposals():
     assert cfg.gim_variant == "paper" and cfg.hard_negative_fraction == 0.0
     assert (cfg.epochs, cfg.lr_step_epochs, cfg.lr_gamma) == (100, 30, 0.5)
     assert cfg.proposal_preset == "casme2" and cfg.recipe == "paper"
-    assert cfg.lookahead_frames == 0
+    assert cfg.lookahead_frames == 0 and cfg.iac_max_frames == 4096
 
 
 def test_flags_override_the_recipe():
