@@ -85,31 +85,6 @@ def test_pipeline_selection_scores_what_the_saved_model_runs():
         TrainConfig(selection="final")
 
 
-def test_best_final_fit_keeps_the_higher_of_the_two_grids(monkeypatch):
-    """final_fit "best" also fits SELECTION_GRID and keeps it when it scores higher; "wide"
-    keeps FINAL_GRID's fit whatever it scores. FINAL_GRID is made useless here (it never
-    bridges the dip), so the two must differ."""
-    import training.trainer as trainer
-    from calibration.operating_point import DEFAULT_GRID
-    from training.trainer import final_operating_point
-
-    curves = _dipping_curves()
-    monkeypatch.setattr(trainer, "FINAL_GRID", {**DEFAULT_GRID, "merge_gap_s": (0.0,)})
-    det_w, res_w, _, kept_w = final_operating_point(curves, 30.0, TrainConfig(final_fit="wide"))
-    det_b, res_b, ic_b, kept_b = final_operating_point(curves, 30.0, TrainConfig(final_fit="best"))
-    assert kept_w == "final" and res_w["overall"]["f1"] < 0.2
-    assert kept_b == "selection" and res_b["overall"]["f1"] == pytest.approx(1.0)
-    assert det_b.merge_gap_s > 0 and det_w.merge_gap_s == 0
-    assert ic_b is not None
-    monkeypatch.undo()  # with the real grids the widest already bridges: both keep it
-    _, res_w, _, kept_w = final_operating_point(curves, 30.0, TrainConfig(final_fit="wide"))
-    _, res_b, _, kept_b = final_operating_point(curves, 30.0, TrainConfig(final_fit="best"))
-    assert kept_w == kept_b == "final" and res_b == res_w
-    assert TrainConfig().final_fit == "wide"
-    with pytest.raises(InputError, match="final_fit"):
-        TrainConfig(final_fit="selection")
-
-
 def test_splits_never_mix_held_out_subjects():
     subs = [f"s{i}" for i in range(10)]
     for sp in loso_folds(subs):
@@ -176,42 +151,6 @@ def test_input_statistics_are_the_mean_and_spread_of_valid_training_frames():
     with pytest.raises(InputError, match="two valid"):
         a.valid[:] = False
         input_statistics([a])
-
-
-def test_input_whitening_decorrelates_the_displacement_columns_and_standardises_all():
-    from training.trainer import input_whitening
-
-    rng = np.random.default_rng(4)
-    vids = []
-    for i in range(3):
-        t = 900
-        shared = rng.normal(0, 0.01, t)  # an error two neighbouring regions share
-        x = np.zeros((t, 5))
-        x[:, 0] = shared + 0.002 * rng.normal(size=t)
-        x[:, 1] = shared + 0.002 * rng.normal(size=t)
-        x[:, 2:] = rng.normal(0, [0.01, 0.02, 0.03], (t, 3))
-        x[400:431, 0] += 0.2 * np.sin(np.linspace(0, np.pi, 31))  # a labelled expression
-        pts = [Point(415, 0, 400, 415, 430)]
-        vids.append(TrainVideo(f"v{i}", f"s{i}", x.astype(np.float32), np.ones(t, bool), pts,
-                               [Interval(400, 430, "macro", 1.0, 415)]))
-    shift, mat = input_whitening(vids, [0, 1], 30.0)
-    x = np.concatenate([v.feats for v in vids]).astype(np.float64)
-    y = (x - shift.numpy()) @ mat.numpy().T
-    np.testing.assert_allclose(y.std(0), 1.0, rtol=1e-3)  # every output standardised
-    np.testing.assert_allclose(mat.numpy()[2:, :2], 0.0)  # the other columns are only scaled
-    np.testing.assert_allclose(np.diag(mat.numpy())[2:], 1.0 / x[:, 2:].std(0), rtol=1e-3)
-
-    def change_corr(z):  # correlation of columns 0 and 1's 5-frame change away from the point
-        away = np.r_[0:340, 490:900]
-        d = np.concatenate([(v[5:] - v[:-5])[away[away < 895]] for v in np.split(z, 3)])
-        return np.corrcoef(d[:, 0], d[:, 1])[0, 1]
-
-    assert change_corr(x) > 0.9
-    assert abs(change_corr(y)) < 0.3  # not 0: the covariance is shrunk towards its diagonal
-    with pytest.raises(InputError, match="two distinct"):
-        input_whitening(vids, [0, 7], 30.0)
-    with pytest.raises(InputError, match="needs input scaling"):
-        TrainConfig(input_whitening=True, input_scaling=False)
 
 
 @pytest.mark.slow

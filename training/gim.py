@@ -12,6 +12,15 @@ of the current epoch (method.md, "GIM"):
   a feature-space Gaussian over the instance-adaptive span, and pseudo-apex labels for the
   apex branch.
 
+Two variants (``GimConfig.variant``): ``"paper"``, the clean Gaussian the paper describes, and
+``"released"``, the reference code's train-mode behaviour: its heads carry dropout 0.7 before
+the sigmoids and on the projected feature, and it builds the labels from those train-mode
+outputs. We emulate that on the detached outputs (:func:`released_outputs`): 70% of the
+frames' intensity logits become 0 (a = 0.5) and the rest are scaled by 1 / 0.3, and each
+feature element is dropped or scaled the same way. The distances to the pseudo-apex are then
+dominated by the dropout noise, so the labels come out close to a flat ~0.6 window around the
+argmax, of the minimum width (few frames stay above the reliability threshold).
+
 Baselines with the same output: ``hard`` (epoch-0 labels at every epoch, apex at the point)
 and ``full`` (ground-truth intervals labelled 1, apex at the true apex).
 """
@@ -24,7 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["Point", "PseudoLabels", "GimConfig", "gim_labels", "hard_labels", "full_labels",
-           "theta_for_epoch", "gim_span"]
+           "theta_for_epoch", "gim_span", "released_outputs", "GIM_VARIANTS"]
+
+GIM_VARIANTS = ("paper", "released")
 
 MACRO, MICRO = 0, 1
 
@@ -59,6 +70,9 @@ class GimConfig:
     # classes whose pseudo-apex stays at the point (no argmax search; span and Gaussian as GIM):
     # (MICRO,) = ``pfes train --gim-micro point``, an ablation of the two halves of GIM
     fixed_apex_classes: tuple[int, ...] = ()
+    # "paper": labels from the clean outputs; "released": from dropout-0.7 train-mode outputs
+    variant: str = "paper"
+    released_dropout: float = 0.7
 
 
 @dataclass
@@ -84,6 +98,22 @@ def theta_for_epoch(epoch: int, cfg: GimConfig = GimConfig()) -> float:
     """Reliability threshold, decaying from 0.8 to a floor of 0.5."""
     th = cfg.theta_start - (epoch - cfg.full_gim_epoch) / cfg.theta_decay_epochs
     return float(max(cfg.theta_floor, min(cfg.theta_start, th)))
+
+
+def released_outputs(
+    a: np.ndarray, g: np.ndarray, rng: np.random.Generator, rank: np.ndarray | None = None,
+    p: float = 0.7,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(a, rank, g) as the released code's train-mode heads would give them: inverted dropout
+    with drop probability ``p`` on each frame's intensity logit (``rank``, or the logit of
+    ``a``) before the sigmoid, and on each element of the features g: (T, P)."""
+    if rank is None:
+        q = np.clip(a.astype(np.float64), 1e-7, 1 - 1e-7)
+        rank = np.log(q / (1 - q))
+    keep = 1.0 - p
+    logit = np.where(rng.random(rank.shape) < keep, rank / keep, 0.0)
+    g_drop = np.where(rng.random(g.shape) < keep, g / keep, 0.0)
+    return 1.0 / (1.0 + np.exp(-logit)), logit, g_drop
 
 
 def _clip(lo: int, hi: int, t: int) -> tuple[int, int]:
@@ -171,15 +201,23 @@ def gim_labels(
     epoch: int,
     cfg: GimConfig = GimConfig(),
     rank: np.ndarray | None = None,
+    rng: np.random.Generator | None = None,
 ) -> PseudoLabels:
     """Point-supervised pseudo-labels for one video at ``epoch``.
 
     a: (T,) intensity, g: (T, P) projected features, both detached from the current network;
-    rank: optional (T,) intensity logit for the pseudo-apex argmax (see :func:`gim_span`).
+    rank: optional (T,) intensity logit for the pseudo-apex argmax (see :func:`gim_span`);
+    rng: the dropout draws of ``cfg.variant == "released"`` (required there).
     """
     t = a.shape[0]
     if epoch <= 0:
         return hard_labels(points, t, cfg)
+    if cfg.variant == "released":
+        if rng is None:
+            raise ValueError("the released GIM variant needs a random generator")
+        a, rank, g = released_outputs(a, g, rng, rank, cfg.released_dropout)
+    elif cfg.variant != "paper":
+        raise ValueError(f"GIM variant must be one of {GIM_VARIANTS}, got {cfg.variant!r}")
     lab = _empty(t)
     for pt in points:
         p = min(max(pt.frame, 0), t - 1)

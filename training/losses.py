@@ -2,6 +2,10 @@
 
 Shapes: ``a (T,)`` intensity in [0, 1], ``p (T, 2)`` apex sigmoids, ``f (T, C)`` backbone
 features, ``y (T, 2)`` soft labels (macro, micro), masks ``(T,)`` bool.
+
+Four terms come in two forms, chosen by ``LossWeights.*_form``: ``"reference"``, as the
+reference code (KinopioIsAllIn/GIM) computes them, and ``"pfes"``, our variants (the defaults
+of the ``pfes`` recipe). method.md, "Losses", describes both.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import Tensor
+
+from pfes.errors import InputError
 
 __all__ = [
     "LOSS_PRESETS",
@@ -24,7 +30,10 @@ __all__ = [
     "reward_term",
     "sparsity_term",
     "smoothness_term",
+    "LOSS_FORMS",
 ]
+
+LOSS_FORMS = ("reference", "pfes")
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,25 @@ class LossWeights:
     reward: tuple[float, float] = (0.4, 0.6)
     sparsity: float = 2.5
     smoothness: float = 0.1
+    # "reference": unnormalised dot products, log w_ij on the positives, every pair weighted by
+    # w in the denominator, an unweighted mean over the positives, pooled over the batch;
+    # "pfes": L2-normalised features, positives at weight 1 in the denominator, a w-weighted
+    # mean over the positives, per video
+    iac_form: str = "pfes"
+    # "reference": negatives cost |offset - p|^gamma * log(1 - p), both terms a mean over all T
+    # frames; "pfes": negatives cost p^gamma * log(min(1, 1 - p + offset)), a mean over the
+    # labelled frames only
+    apex_form: str = "pfes"
+    # "reference": the sum of a over the video / the longest video of the training set (the
+    # reference's mean over sequences padded to that length); "pfes": the mean over valid frames
+    sparsity_form: str = "pfes"
+    # "reference": the signed mean of a_{t+1} - a_t (about zero); "pfes": the mean |a_{t+1} - a_t|
+    smoothness_form: str = "pfes"
+
+    def __post_init__(self) -> None:
+        for name in ("iac_form", "apex_form", "sparsity_form", "smoothness_form"):
+            if getattr(self, name) not in LOSS_FORMS:
+                raise InputError(f"{name} must be one of {LOSS_FORMS}, got {getattr(self, name)!r}")
 
 
 # The reference's per-dataset weights (method.md): `pfes train/crossval --loss-weights NAME`.
@@ -121,21 +149,31 @@ def intensity_loss(a: Tensor, y: Tensor, negatives: Tensor) -> Tensor:
 def apex_focal_loss(p: Tensor, target: Tensor, w: LossWeights = LossWeights()) -> Tensor:
     """Focal-style BCE per class (gamma, alpha), micro term weighted ``apex_micro``.
 
-    Negatives carry a smoothing offset: a negative costs nothing until its score exceeds
-    ``apex_neg_offset``, i.e. its BCE is taken on ``1 - p + offset`` (clamped to 1).
+    ``w.apex_form == "reference"``: a negative costs ``(1 - alpha) |offset - p|^gamma
+    (-log(1 - p))``, unbounded as p -> 1, and both terms are summed and divided by all T frames
+    (ignored ones included). ``"pfes"``: a negative costs nothing until its score exceeds
+    ``apex_neg_offset``, i.e. its BCE is taken on ``1 - p + offset`` (clamped to 1), and the sum
+    is divided by the number of labelled frames.
     """
     eps = 1e-6
+    ref = w.apex_form == "reference"
     total = p.new_zeros(())
     for c, cw in ((0, 1.0), (1, w.apex_micro)):
         pc, tc = p[:, c], target[:, c]
         pos, neg = tc > 0.5, tc == 0
-        n = int(pos.sum()) + int(neg.sum())
+        n = pc.shape[0] if ref else int(pos.sum()) + int(neg.sum())
         if n == 0:
             continue
         al = w.apex_alpha[c]
-        lp = -al * (1 - pc[pos]) ** w.apex_gamma * torch.log(pc[pos].clamp_min(eps))
-        qn = (1 - pc[neg] + w.apex_neg_offset).clamp(max=1.0)
-        ln = -(1 - al) * pc[neg] ** w.apex_gamma * torch.log(qn.clamp_min(eps))
+        if ref:
+            eps = 1e-5
+            lp = -al * (1 - pc[pos]) ** w.apex_gamma * torch.log(pc[pos] + eps)
+            ln = -(1 - al) * torch.abs(w.apex_neg_offset - pc[neg]) ** w.apex_gamma * torch.log(
+                1 - pc[neg] + eps)
+        else:
+            lp = -al * (1 - pc[pos]) ** w.apex_gamma * torch.log(pc[pos].clamp_min(eps))
+            qn = (1 - pc[neg] + w.apex_neg_offset).clamp(max=1.0)
+            ln = -(1 - al) * pc[neg] ** w.apex_gamma * torch.log(qn.clamp_min(eps))
         total = total + cw * (lp.sum() + ln.sum()) / n
     return total
 
@@ -158,15 +196,32 @@ def iac_pair_weights(cat: Tensor, inten: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def iac_loss(f: Tensor, cat: Tensor, inten: Tensor, w: LossWeights = LossWeights()) -> Tensor:
-    """Weighted supervised contrastive loss over L2-normalised backbone features f: (N, C)."""
+    """Intensity-aware contrastive loss over backbone features f: (N, C) (``w.iac_form``).
+
+    "reference": logits ``f_i . f_j / temperature`` (minus each row's max), each pair's
+    log-probability ``log(w_ij + 1e-6) + logit_ij - log(sum_{k != i} w_ik exp(logit_ik) + 1e-6)``,
+    averaged without weights over each anchor's positives, the anchors (all of them, those
+    without positives counting 0) averaged, times ``-temperature / base_temperature``.
+    "pfes": the same on L2-normalised features, positives at weight 1 in the denominator and a
+    w-weighted mean over the positives; anchors without positives are left out.
+    """
     n = f.shape[0]
     if n < 2:
         return f.new_zeros(())
-    z = torch.nn.functional.normalize(f, dim=1)
-    logits = z @ z.T / w.iac_temperature
     eye = torch.eye(n, dtype=torch.bool, device=f.device)
     weight, pos = iac_pair_weights(cat, inten)
     pos = pos & ~eye
+    scale = w.iac_temperature / w.iac_base_temperature
+    if w.iac_form == "reference":
+        logits = f @ f.T / w.iac_temperature
+        logits = logits - logits.max(dim=1, keepdim=True).values.detach()
+        den = (torch.exp(logits) * weight).masked_fill(eye, 0.0).sum(dim=1, keepdim=True)
+        log_prob = torch.log(weight + 1e-6) + logits - torch.log(den + 1e-6)
+        posf = pos.to(f.dtype)
+        mean_pos = (posf * log_prob).sum(dim=1) / (posf.sum(dim=1) + 1e-6)
+        return -scale * mean_pos.mean()
+    z = torch.nn.functional.normalize(f, dim=1)
+    logits = z @ z.T / w.iac_temperature
     # denominator: positives at weight 1, negatives at their intensity-gap weight
     den_w = torch.where(pos, torch.ones_like(weight), weight).masked_fill(eye, 0.0)
     logits = logits - logits.max(dim=1, keepdim=True).values.detach()
@@ -177,7 +232,7 @@ def iac_loss(f: Tensor, cat: Tensor, inten: Tensor, w: LossWeights = LossWeights
     if not bool(has.any()):
         return f.new_zeros(())
     per = -(pw * log_prob).sum(dim=1)[has] / pw.sum(dim=1)[has]
-    return (w.iac_temperature / w.iac_base_temperature) * per.mean()
+    return scale * per.mean()
 
 
 def reward_term(a: Tensor, y: Tensor, w: LossWeights = LossWeights()) -> Tensor:
@@ -190,13 +245,23 @@ def reward_term(a: Tensor, y: Tensor, w: LossWeights = LossWeights()) -> Tensor:
     return total
 
 
-def sparsity_term(a: Tensor, valid: Tensor) -> Tensor:
-    """Mean intensity over valid frames (weighted by ``LossWeights.sparsity`` by the caller)."""
+def sparsity_term(a: Tensor, valid: Tensor, form: str = "pfes", padded_frames: int = 0) -> Tensor:
+    """Sparsity (weighted by ``LossWeights.sparsity`` by the caller).
+
+    "pfes": the mean intensity over valid frames. "reference": the sum over all T frames of the
+    video divided by ``padded_frames`` (the longest training video; the reference averages over
+    sequences padded to it, so a short video's frames weigh T / padded_frames of a long one's).
+    The padded frames' own outputs are left out: after a video's end they touch no real frame.
+    """
+    if form == "reference":
+        return a.sum() / max(int(padded_frames), a.shape[0], 1)
     return a[valid].mean() if bool(valid.any()) else a.new_zeros(())
 
 
-def smoothness_term(a: Tensor) -> Tensor:
-    """Mean |a_{t+1} - a_t| (the reference writes the signed mean; we take the absolute value)."""
+def smoothness_term(a: Tensor, form: str = "pfes") -> Tensor:
+    """"pfes": mean |a_{t+1} - a_t| (total variation); "reference": the signed mean of
+    a_{t+1} - a_t, which telescopes to (a_T - a_1) / (T - 1)."""
     if a.shape[0] < 2:
         return a.new_zeros(())
-    return torch.mean(torch.abs(a[1:] - a[:-1]))
+    d = a[1:] - a[:-1]
+    return torch.mean(d) if form == "reference" else torch.mean(torch.abs(d))

@@ -1,6 +1,6 @@
 """Read the labels and frame folders of the licensed spotting datasets into conversion jobs.
 
-Both datasets need a signed licence; pfes ships no part of them. What follows is how their
+All three need a signed licence; pfes ships no part of them. What follows is how their
 releases lay out labels and frames, as the public spotting code that reads them agrees; the
 converter checks every assumption and says which one failed.
 
@@ -26,6 +26,22 @@ converter checks every assumption and says which one failed.
   Filename ``006_1_3`` = video ``006_1``, expression 3; Type ``Macro`` or ``Micro - 1/2``;
   -1 means "not given".
 
+**CAS(ME)^3 Part A** (30 fps; about 98 subjects, 13 videos each, about 3300 macro and 860
+micro instances in v2):
+
+- frames: ``data/part_A/spNO.1/a/color/37.jpg`` (the variant folder may also be named
+  ``Compressed_version1_seperate_compress`` or ``part_A_split/part_A``): one folder per subject
+  ``spNO.<N>``, one per video ``a``-``m``, colour frames in ``color/`` named by an unpadded
+  number that does not start at 0 or 1 and may have gaps (depth in ``depth/`` is not read);
+- labels: ``CAS(ME)3_part_A_v2.xls`` (legacy Excel; an ``.xlsx`` copy of it works too), sheet
+  ``AU+Emotion`` with a header row: Subject (``spNO.1``), Filename (``a``; a few ``J``),
+  Onset, Apex, Offset (file numbers, mostly stored as text), AU, Expression type
+  (``Macro-expression`` / ``Micro-expression``), Objective class; sheet ``eye blink`` is not
+  read. The numbers are jpg file numbers, not positions: a label maps to the position of the
+  file with that number (the nearest one where it is missing). A 0 apex means "not given".
+  The type column decides macro or micro, never the length (most micro-expressions last more
+  than 15 frames from onset to offset).
+
 SAMM-LV is recorded at 200 fps and is usually studied at 25-30 fps (method.md): by default
 every 7th image is read (28.6 fps) and the labels are mapped to the frames kept.
 """
@@ -41,7 +57,7 @@ from stream.source_images import list_images
 from training.convert import Label, VideoJob
 from training.xlsx import Cell, read_xlsx
 
-__all__ = ["DATASETS", "casme2_jobs", "samm_lv_jobs", "frame_number", "step_for"]
+__all__ = ["DATASETS", "casme2_jobs", "samm_lv_jobs", "casme3_jobs", "frame_number", "step_for"]
 
 # Public CAS(ME)^2 mappings (used only when the workbook lacks its naming-rule sheets).
 CASME2_SUBJECTS = [15, 16, 19, 20, 21, 22, 23, 24, 25, 26, 27, 29, 30, 31, 32, 33, 34, 35, 36,
@@ -276,4 +292,114 @@ def samm_lv_jobs(root: str | Path, labels: str | Path | None = None, frames: str
     return list(jobs.values()), warns
 
 
-DATASETS = {"casme2": casme2_jobs, "samm-lv": samm_lv_jobs}
+# --------------------------------------------------------------------------------------------
+# CAS(ME)^3 Part A
+
+
+def _read_book(path: Path) -> dict[str, list[list[Cell]]]:
+    """Every sheet of an .xlsx (our reader) or a legacy .xls (xlrd) workbook."""
+    if path.suffix.lower() != ".xls":
+        return read_xlsx(path)
+    try:
+        import xlrd
+    except ImportError as e:  # pragma: no cover - xlrd is a dependency
+        raise InputError("reading a legacy .xls workbook needs xlrd: pip install 'xlrd>=2,<3'") from e
+    try:
+        book = xlrd.open_workbook(str(path))
+    except (OSError, xlrd.XLRDError, ValueError, AssertionError) as e:
+        raise InputError(f"{path}: not a readable .xls workbook ({e})") from e
+    out: dict[str, list[list[Cell]]] = {}
+    for sh in book.sheets():
+        out[sh.name] = [[None if v == "" else v for v in sh.row_values(i)] for i in range(sh.nrows)]
+    return out
+
+
+def _casme3_frame_root(root: Path, frames: str | None) -> Path:
+    if frames is not None:
+        cands = [root / frames]
+    else:
+        cands = [root / "data" / "part_A", root / "part_A", root / "data" / "part_A_split" / "part_A",
+                 root / "data", root]
+        cands += sorted(p for p in (root / "data").glob("*") if p.is_dir()) if (root / "data").is_dir() else []
+    for c in cands:
+        if c.is_dir() and any(p.is_dir() and p.name.lower().startswith("spno.") for p in c.iterdir()):
+            return c
+    raise InputError(f"no subject folders (spNO.<N>/) found under {root} (--frames names the "
+                     "folder that holds them)")
+
+
+def casme3_jobs(root: str | Path, labels: str | Path | None = None, frames: str | None = None,
+                target_fps: float = 30.0) -> tuple[list[VideoJob], list[str]]:
+    """Conversion jobs for a CAS(ME)^3 Part A release at ``root`` (see the module docstring).
+
+    Subjects become ``sp<N>``, videos ``sp<N>_<letter>``; every video folder with colour frames
+    is a job, labelled or not."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"dataset folder not found: {root}")
+    book_path = Path(labels) if labels else _find_one(
+        root, ["annotation/CAS(ME)3_part_A_v*.xls*", "annotation/partA/CAS(ME)3_part_A_v*.xls*",
+               "CAS(ME)3_part_A_v*.xls*", "**/CAS(ME)3_part_A_v*.xls*"],
+        "CAS(ME)^3 label workbook (CAS(ME)3_part_A_v2.xls)")
+    book = _read_book(book_path)
+    need = ("subject", "filename", "onset", "apex", "offset", "expression type")
+    found = None
+    for sheet, rows in book.items():
+        try:
+            found = (sheet, rows, *_header_row(rows, need))
+            break
+        except InputError:
+            continue
+    if found is None:
+        raise InputError(f"{book_path}: no sheet has a header row with {', '.join(need)}")
+    sheet, rows, h, col = found
+    frame_root = _casme3_frame_root(root, frames)
+    fps = 30.0
+    step = step_for(fps, target_fps)
+    jobs: dict[str, VideoJob] = {}
+    warns: list[str] = []
+    for sdir in sorted(p for p in frame_root.iterdir() if p.is_dir()):
+        m = re.match(r"^spno\.(\d+)$", sdir.name.lower())
+        if not m:
+            continue
+        subject = f"sp{int(m.group(1))}"
+        for vdir in sorted(p for p in sdir.iterdir() if p.is_dir()):
+            color = vdir / "color"
+            if not re.match(r"^[a-z]$", vdir.name.lower()) or not color.is_dir():
+                warns.append(f"{vdir}: not a CAS(ME)^3 video folder (<letter>/color/); skipped")
+                continue
+            video = f"{subject}_{vdir.name.lower()}"
+            if video in jobs:
+                warns.append(f"{vdir}: second folder for {video}; skipped")
+                continue
+            files = list_images(color)
+            jobs[video] = VideoJob(subject, video, files, _numbers(files), fps, step)
+    if not jobs:
+        raise InputError(f"no video folders (spNO.<N>/<letter>/color/) under {frame_root}")
+    bad_rows = 0
+    for i in range(h + 1, len(rows)):
+        r = list(rows[i]) + [None] * (max(col.values()) + 1)
+        subj = str(r[col["subject"]] or "").strip().lower()
+        letter = str(r[col["filename"]] or "").strip().lower()
+        on, ap, off = (_int_cell(r[col[k]]) for k in ("onset", "apex", "offset"))
+        kind = _kind(r[col["expression type"]])
+        sm = re.match(r"^spno\.(\d+)$", subj)
+        if sm is None or not letter or on is None or kind is None:
+            if any(c not in (None, "") for c in rows[i]):
+                bad_rows += 1
+            continue
+        video = f"sp{int(sm.group(1))}_{letter}"
+        job = jobs.get(video)
+        if job is None:
+            warns.append(f"{book_path.name} row {i + 1}: no frame folder for {video}; skipped")
+            continue
+        job.labels.append(Label(on, ap, off, kind, f"{book_path.name}:{sheet} row {i + 1}"))
+    if not any(j.labels for j in jobs.values()):
+        raise InputError(f"{book_path}: no labels matched the video folders under {frame_root}")
+    if bad_rows:
+        warns.append(f"{book_path.name}: {bad_rows} rows without a subject, video, onset and "
+                     "expression type were ignored")
+    return list(jobs.values()), warns
+
+
+DATASETS = {"casme2": casme2_jobs, "samm-lv": samm_lv_jobs, "casme3": casme3_jobs}

@@ -39,7 +39,16 @@ from engine.detector import DetectorConfig
 from engine.model import ModelConfig, PfesNet
 from pfes.errors import InputError
 from training.evaluate import Interval
-from training.gim import MICRO, GimConfig, Point, PseudoLabels, full_labels, gim_labels, hard_labels
+from training.gim import (
+    GIM_VARIANTS,
+    MICRO,
+    GimConfig,
+    Point,
+    PseudoLabels,
+    full_labels,
+    gim_labels,
+    hard_labels,
+)
 from training.infer import predict_curves
 from training.losses import (
     LossWeights,
@@ -52,10 +61,11 @@ from training.losses import (
     smoothness_term,
     sparsity_term,
 )
+from training.proposals import PROPOSAL_PRESETS
 from training.protocol import Split
 
 __all__ = ["TrainConfig", "TrainVideo", "TrainResult", "train", "video_curves", "input_statistics",
-           "SUPERVISIONS", "DEFAULT_EPOCHS", "DEFAULT_LR", "DEFAULT_INPUT_SCALING",
+           "SUPERVISIONS", "term_grad_norms", "DEFAULT_EPOCHS", "DEFAULT_LR", "DEFAULT_INPUT_SCALING",
            "final_operating_point"]
 
 log = logging.getLogger(__name__)
@@ -79,15 +89,9 @@ DEFAULT_INPUT_SCALING = {"point": True, "hard": False, "full": False}
 # 0.610 (RESULTS.md, "Decorrelated inputs, and selecting the epoch by the whole pipeline");
 # hard windows and full intervals were not measured with it and keep "grid".
 DEFAULT_SELECTION = {"point": "pipeline", "hard": "grid", "full": "grid"}
-# How the chosen weights get their operating point when nothing is given (TrainConfig(final_fit=""),
-# `pfes train` without --final-fit): "wide", FINAL_GRID then the instance classifier; "best", also
-# SELECTION_GRID then the classifier, keeping whichever scores higher on the selection subjects
-# (the classifier is fitted after the thresholds, so the wider grid can end lower). "wide" for
-# all: for point labels, seeds 0-3, "best" raised the development F1 0.895 -> 0.900 but lowered
-# its micro F1 0.624 -> 0.616, failing its declared rule (RESULTS.md, "Keeping the better final
-# fit"); for hard windows it changed nothing (0.886 -> 0.885).
-DEFAULT_FINAL_FIT = {"point": "wide", "hard": "wide", "full": "wide"}
-FINAL_FITS = ("wide", "best")
+# The final operating point is FINAL_GRID then the instance classifier. Two alternatives failed
+# their declared rules and were removed: keeping the better of FINAL_GRID and SELECTION_GRID
+# (`--final-fit best`) and decorrelated inputs (`--input-whitening`); RESULTS.md keeps both.
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,9 @@ class TrainConfig:
     # set: 144 training subjects, three seeds, selection F1 0.789 -> 0.820, development F1
     # 0.769 -> 0.796 (the reference's micro output collapsed in two of three seeds)
     gim_micro: str = "hard"
+    # "paper": GIM's clean Gaussian; "released": the labels the reference code builds from its
+    # dropout-0.7 train-mode outputs (training.gim.released_outputs)
+    gim_variant: str = "paper"
     # share of the 1:1 negatives taken as the highest-scoring frames farther than
     # ``far_from_points_s`` from every point (0 = the reference's lowest-scoring negatives;
     # 0.5 chosen on selection subjects: selection F1 0.688 -> 0.747 for GIM, macro windows x2)
@@ -133,11 +140,6 @@ class TrainConfig:
     # standard deviation of the training frames), folded into the input layer before saving;
     # None: DEFAULT_INPUT_SCALING[supervision]
     input_scaling: bool | None = None
-    # with input scaling: also decorrelate the displacement features (ZCA-whiten them by the pooled
-    # covariance of their change over ``WHITEN_LAG_S`` away from every point, where it is tracker
-    # error and distractors: neighbouring landmarks err together), then standardise; folded into
-    # the input layer like the scaling. Off by default (an experiment; see input_whitening)
-    input_whitening: bool = False
     # after the final operating point, fit the detector's instance classifier (macro or micro
     # for brief runs; calibration/instance_classifier.py) on the selection subjects, kept only
     # if it raises their F1
@@ -147,9 +149,10 @@ class TrainConfig:
     # offset extension) and then the instance classifier (if on). "pipeline" costs about 20 s more
     # per selection epoch on 144 subjects; "": DEFAULT_SELECTION[supervision]
     selection: str = ""
-    # the chosen weights' operating point: "wide" or "best" (see DEFAULT_FINAL_FIT);
-    # "": DEFAULT_FINAL_FIT[supervision]
-    final_fit: str = ""
+    # the offline search's settings for this model (`pfes eval --proposals offline`)
+    proposal_preset: str = "pfes"
+    # the recipe these settings came from (training.recipe; flags may have changed some)
+    recipe: str = "pfes"
     weights: LossWeights = field(default_factory=LossWeights)
     gim: GimConfig = field(default_factory=GimConfig)
 
@@ -170,6 +173,10 @@ class TrainConfig:
             raise InputError("hard_negative_fraction must be in [0, 1], far_from_points_s >= 0")
         if self.gim_micro not in ("gim", "hard", "point"):
             raise InputError("gim_micro must be 'gim', 'hard' or 'point'")
+        if self.gim_variant not in GIM_VARIANTS:
+            raise InputError(f"gim_variant must be one of {GIM_VARIANTS}")
+        if self.proposal_preset not in PROPOSAL_PRESETS:
+            raise InputError(f"proposal_preset must be one of {sorted(PROPOSAL_PRESETS)}")
         if self.gim_space not in ("input", "proj"):
             raise InputError("gim_space must be 'input' or 'proj'")
         if not self.lr > 0:
@@ -178,12 +185,6 @@ class TrainConfig:
             object.__setattr__(self, "selection", DEFAULT_SELECTION[self.supervision])
         if self.selection not in ("grid", "pipeline"):
             raise InputError("selection must be 'grid' or 'pipeline'")
-        if self.final_fit == "":
-            object.__setattr__(self, "final_fit", DEFAULT_FINAL_FIT[self.supervision])
-        if self.final_fit not in FINAL_FITS:
-            raise InputError(f"final_fit must be one of {FINAL_FITS}")
-        if self.input_whitening and not self.input_scaling:
-            raise InputError("input whitening needs input scaling")
         if not 0.0 <= self.ema_epochs <= 100.0:
             raise InputError("ema_epochs must be in [0, 100]")
 
@@ -195,7 +196,7 @@ class TrainConfig:
     def gim_config(self) -> GimConfig:
         """GIM constants with the macro windows scaled by ``gim_macro_scale`` (and micro points
         on fixed windows with ``gim_micro="hard"``)."""
-        g, s = self.gim, self.gim_macro_scale
+        g, s = dataclasses.replace(self.gim, variant=self.gim_variant), self.gim_macro_scale
         if self.gim_micro == "hard":
             g = dataclasses.replace(g, hard_classes=(MICRO,))
         elif self.gim_micro == "point":
@@ -229,17 +230,16 @@ class TrainResult:
     val_result: dict
     history: list[dict]
     instance_classifier: dict | None = None  # what fit_instance_classifier reported (None: off)
-    final_grid: str = "final"  # the operating point's grid: "final" or "selection" (final_fit "best")
 
 
 def _labels(cfg: TrainConfig, v: TrainVideo, a: np.ndarray, g: np.ndarray, epoch: int,
-            rank: np.ndarray | None = None) -> PseudoLabels:
+            rank: np.ndarray | None = None, rng: np.random.Generator | None = None) -> PseudoLabels:
     t = v.feats.shape[0]
     if cfg.supervision == "full":
         return full_labels(v.points, t, cfg.gim)
     if cfg.supervision == "hard":
         return hard_labels(v.points, t, cfg.gim)
-    return gim_labels(a, g, v.points, epoch, cfg.gim_config(), rank)
+    return gim_labels(a, g, v.points, epoch, cfg.gim_config(), rank, rng)
 
 
 def _far_from_points(v: TrainVideo, reach: int) -> np.ndarray:
@@ -252,8 +252,19 @@ def _far_from_points(v: TrainVideo, reach: int) -> np.ndarray:
     return np.cumsum(near[:t]) == 0
 
 
-def _video_loss(cfg: TrainConfig, net: PfesNet, v: TrainVideo, out, b: int, epoch: int, rng,
-                far: np.ndarray | None = None) -> tuple[torch.Tensor, dict]:
+@dataclass
+class _VideoTerms:
+    """One video's loss terms (weighted, in the order they are summed) and, for the
+    reference-form IAC, its frames to pool over the batch: features (N, C), category, intensity."""
+
+    terms: dict[str, torch.Tensor]
+    iac_frames: tuple[torch.Tensor, np.ndarray, np.ndarray] | None = None
+
+
+def _video_loss(cfg: TrainConfig, net: PfesNet, v: TrainVideo, out, b: int, epoch: int,
+                iac_rng: np.random.Generator, far: np.ndarray | None = None,
+                padded_frames: int = 0, gim_rng: np.random.Generator | None = None,
+                ) -> _VideoTerms:
     t = v.feats.shape[0]
     a = out.intensity[b, :t]
     p = out.apex[b, :t]
@@ -263,7 +274,7 @@ def _video_loss(cfg: TrainConfig, net: PfesNet, v: TrainVideo, out, b: int, epoc
     with torch.no_grad():
         logit = net.intensity_head(g).squeeze(-1).numpy()
     space = v.feats if cfg.gim_space == "input" else g.numpy()
-    lab = _labels(cfg, v, a_np, space, epoch, logit)
+    lab = _labels(cfg, v, a_np, space, epoch, logit, gim_rng)
     valid = v.valid
     expressive = lab.expressive
     neg = select_negatives(a_np, expressive, valid, far, cfg.hard_negative_fraction)
@@ -273,9 +284,12 @@ def _video_loss(cfg: TrainConfig, net: PfesNet, v: TrainVideo, out, b: int, epoc
     valid_t = torch.from_numpy(valid)
     terms = {"intensity": w.intensity * intensity_loss(a, y, neg_t)}
     apex_on = cfg.supervision != "point" or epoch >= cfg.gim.full_gim_epoch
-    if apex_on and lab.apex_pos.any():
+    # the reference trains the apex branch from epoch 5 even where a video has no pseudo-apex
+    # (its negatives still count); ours only where there is one
+    if apex_on and (lab.apex_pos.any() or w.apex_form == "reference"):
         tgt = torch.from_numpy(apex_targets(lab.y, lab.apex_pos, neg, w.apex_neighbour_frames))
         terms["apex"] = w.apex * apex_focal_loss(p, tgt, w)
+    iac_frames = None
     if cfg.use_iac and w.iac > 0:
         cat = np.full(t, -1, dtype=np.int64)
         cat[neg] = 0
@@ -283,18 +297,61 @@ def _video_loss(cfg: TrainConfig, net: PfesNet, v: TrainVideo, out, b: int, epoc
         cat[lab.y[:, 0] > 0.5] = 2
         idx = np.flatnonzero(cat >= 0)
         if idx.size > cfg.iac_max_frames:
-            idx = np.sort(rng.choice(idx, cfg.iac_max_frames, replace=False))
-        if idx.size >= 2:
-            inten = np.where(cat[idx] == 0, 0.0, lab.y[idx].max(axis=1)).astype(np.float32)
+            idx = np.sort(iac_rng.choice(idx, cfg.iac_max_frames, replace=False))
+        inten = np.where(cat[idx] == 0, 0.0, lab.y[idx].max(axis=1)).astype(np.float32)
+        if w.iac_form == "reference":  # pooled over the batch by the caller
+            iac_frames = (f[idx], cat[idx], inten)
+        elif idx.size >= 2:
             terms["iac"] = w.iac * iac_loss(f[idx], torch.from_numpy(cat[idx]), torch.from_numpy(inten), w)
     terms["reward"] = reward_term(a, y, w)
-    terms["sparsity"] = w.sparsity * sparsity_term(a, valid_t)
-    terms["smooth"] = w.smoothness * smoothness_term(a)
-    total = terms["intensity"]  # summed in insertion order, exactly as sum() did
-    for name, term in terms.items():
-        if name != "intensity":
-            total = total + term
-    return total, {k: float(v_.detach()) for k, v_ in terms.items()}
+    terms["sparsity"] = w.sparsity * sparsity_term(a, valid_t, w.sparsity_form, padded_frames)
+    terms["smooth"] = w.smoothness * smoothness_term(a, w.smoothness_form)
+    return _VideoTerms(terms, iac_frames)
+
+
+def _batch_terms(cfg: TrainConfig, parts: list[_VideoTerms]) -> dict[str, torch.Tensor]:
+    """The batch's loss terms: each video's averaged over the batch; the reference-form IAC
+    once over the frames of every video of the batch, as the reference computes it."""
+    n = len(parts)
+    terms: dict[str, torch.Tensor] = {}
+    for vt in parts:
+        for k, val in vt.terms.items():
+            terms[k] = terms[k] + val / n if k in terms else val / n
+    pooled = [vt.iac_frames for vt in parts if vt.iac_frames is not None]
+    if pooled and sum(int(q[1].size) for q in pooled) >= 2:
+        f = torch.cat([q[0] for q in pooled])
+        cat = torch.from_numpy(np.concatenate([q[1] for q in pooled]))
+        inten = torch.from_numpy(np.concatenate([q[2] for q in pooled]))
+        terms["iac"] = cfg.weights.iac * iac_loss(f, cat, inten, cfg.weights)
+    return terms
+
+
+def _shared_parameters(net: PfesNet) -> list[torch.nn.Parameter]:
+    """The backbone's parameters: what every loss term reaches (not the heads' own)."""
+    own = {id(q) for m in (net.proj, net.intensity_head, net.apex_head) for q in m.parameters()}
+    return [q for q in net.parameters() if id(q) not in own and q.requires_grad]
+
+
+def _total(terms: dict[str, torch.Tensor]) -> torch.Tensor:
+    it = iter(terms.values())
+    total = next(it)
+    for term in it:  # summed in insertion order: intensity first
+        total = total + term
+    return total
+
+
+def term_grad_norms(terms: dict[str, torch.Tensor], params: Sequence[torch.nn.Parameter],
+                    ) -> dict[str, float]:
+    """L2 norm of each term's gradient, and of their sum (``total``), w.r.t. ``params``; the
+    graph is kept for the caller's backward pass."""
+    out: dict[str, float] = {}
+    for name, term in [*terms.items(), ("total", _total(terms))]:
+        if not term.requires_grad:
+            out[name] = 0.0
+            continue
+        grads = torch.autograd.grad(term, list(params), retain_graph=True, allow_unused=True)
+        out[name] = math.sqrt(sum(float((gr.detach() ** 2).sum()) for gr in grads if gr is not None))
+    return out
 
 
 def _batch(videos: Sequence[TrainVideo]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -327,51 +384,6 @@ def input_statistics(videos: Sequence[TrainVideo]) -> tuple[torch.Tensor, torch.
             torch.from_numpy((1.0 / np.maximum(sd, 1e-4)).astype(np.float32)))
 
 
-WHITEN_LAG_S = 5 / 30  # a micro-expression's onset
-WHITEN_AWAY_S = 2.0  # frames this far from every point count as "no labelled expression"
-WHITEN_SHRINK = 0.02  # share of the diagonal mixed into the covariance before inverting
-
-
-def input_whitening(videos: Sequence[TrainVideo], columns: Sequence[int], fps: float,
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Shift (F,) and matrix (F, F) for :meth:`PfesNet.set_input_scaling`: ``columns`` (the
-    displacement features) ZCA-whitened by the pooled covariance of their change over
-    ``WHITEN_LAG_S``, on valid frames at least ``WHITEN_AWAY_S`` from every point (shrunk by
-    ``WHITEN_SHRINK`` towards its diagonal), every other feature left as it is; then each output
-    standardised over the valid frames, as :func:`input_statistics` does."""
-    n_feat = videos[0].feats.shape[1] if videos else 0
-    cols = np.asarray(columns, dtype=int)
-    if cols.size < 2 or cols.min() < 0 or cols.max() >= n_feat or len(set(cols.tolist())) != cols.size:
-        raise InputError(f"input whitening needs at least two distinct feature columns < {n_feat}")
-    lag = max(1, int(round(WHITEN_LAG_S * fps)))
-    reach = int(round(WHITEN_AWAY_S * fps))
-    n, s1, s2 = 0, np.zeros(n_feat), np.zeros((n_feat, n_feat))
-    m, d2 = 0, np.zeros((cols.size, cols.size))
-    for v in videos:
-        x = v.feats[v.valid].astype(np.float64)
-        n += x.shape[0]
-        s1 += x.sum(0)
-        s2 += x.T @ x
-        ok = v.valid & _far_from_points(v, reach)
-        both = ok[lag:] & ok[:-lag]
-        d = (v.feats[lag:, cols] - v.feats[:-lag, cols]).astype(np.float64)[both]
-        m += d.shape[0]
-        d2 += d.T @ d  # the changes' mean is ~0: a second moment is the covariance
-    if n < 2 or m < 10 * cols.size:
-        raise InputError(f"input whitening needs more frames away from the points ({m} found)")
-    cov = d2 / m
-    cov = (1 - WHITEN_SHRINK) * cov + WHITEN_SHRINK * np.diag(np.diag(cov))
-    e, u = np.linalg.eigh(cov)
-    e = np.maximum(e, e.max() * 1e-9)
-    z = np.eye(n_feat)
-    z[np.ix_(cols, cols)] = (u / np.sqrt(e)) @ u.T
-    mean = s1 / n
-    level = s2 / n - np.outer(mean, mean)  # covariance of the raw features
-    sd = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", z, level, z), 0.0))
-    mat = z / np.maximum(sd, 1e-4 * np.sqrt(np.diag(z @ z.T)))[:, None]
-    return torch.from_numpy(mean.astype(np.float32)), torch.from_numpy(mat.astype(np.float32))
-
-
 def video_curves(net: PfesNet, videos: Sequence[TrainVideo]) -> list[Curve]:
     """Network outputs and truth of ``videos`` as operating-point curves."""
     curves = []
@@ -401,17 +413,10 @@ def _fit_with_classifier(cfg: TrainConfig, curves: list[Curve], fps: float,
 
 
 def final_operating_point(curves: list[Curve], fps: float,
-                          cfg: TrainConfig) -> tuple[DetectorConfig, dict, dict | None, str]:
-    """The saved model's operating point, fitted on the selection subjects' ``curves`` as
-    ``cfg.final_fit`` says: (detector, MEGC result, classifier summary or None, the grid kept:
-    "final" or "selection")."""
-    det, result, ic = _fit_with_classifier(cfg, curves, fps, FINAL_GRID)
-    if cfg.final_fit == "best":
-        alt = _fit_with_classifier(cfg, curves, fps, SELECTION_GRID)
-        key = (result["overall"]["f1"], result["micro"]["f1"])
-        if (alt[1]["overall"]["f1"], alt[1]["micro"]["f1"]) > key:
-            return (*alt, "selection")
-    return det, result, ic, "final"
+                          cfg: TrainConfig) -> tuple[DetectorConfig, dict, dict | None]:
+    """The saved model's operating point, fitted on the selection subjects' ``curves``:
+    FINAL_GRID then the instance classifier (detector, MEGC result, classifier summary or None)."""
+    return _fit_with_classifier(cfg, curves, fps, FINAL_GRID)
 
 
 class _Ema:
@@ -443,11 +448,13 @@ def train(
     cfg: TrainConfig,
     fps: float,
     progress: Callable[[dict], None] | None = None,
-    whiten_columns: Sequence[int] | None = None,
+    on_batch: Callable[[int, list[str]], None] | None = None,
 ) -> TrainResult:
     """Train on ``split.inner_train`` videos, select on ``split.inner_val``. Never reads test.
 
-    whiten_columns: the displacement features' columns, needed with ``cfg.input_whitening``."""
+    on_batch: called with (epoch, names of the batch's videos) before each step.
+    Each epoch's history record holds the mean of every loss term and, as ``grad_<term>``, the
+    norm of its gradient w.r.t. the backbone on the epoch's first batch."""
     tr = [v for v in videos if v.subject in set(split.inner_train)]
     va = [v for v in videos if v.subject in set(split.inner_val)]
     if not tr or not va:
@@ -455,18 +462,18 @@ def train(
     if set(split.test) & (set(split.inner_train) | set(split.inner_val)):
         raise InputError("held-out subjects overlap the training or validation subjects")
     torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)  # the epoch shuffle, and nothing else
+    # IAC's frame subsampling and the released-code GIM's dropout each draw from their own
+    # stream, so that --no-iac changes the loss and not the order of the batches
+    iac_rng = np.random.default_rng([cfg.seed, 1])
+    gim_rng = np.random.default_rng([cfg.seed, 2])
     mcfg = ModelConfig(
         in_features=int(tr[0].feats.shape[1]), channels=cfg.channels, kernel_size=cfg.kernel_size,
         dilations=cfg.dilations, proj_dim=cfg.proj_dim, lookahead_frames=cfg.lookahead_frames,
         dropout=cfg.dropout,
     )
     net = PfesNet(mcfg)
-    if cfg.input_whitening:
-        if not whiten_columns:
-            raise InputError("input whitening needs the displacement features' columns")
-        net.set_input_scaling(*input_whitening(tr, whiten_columns, fps))
-    elif cfg.input_scaling:
+    if cfg.input_scaling:
         net.set_input_scaling(*input_statistics(tr))
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step_epochs, cfg.lr_gamma)
@@ -478,22 +485,29 @@ def train(
     if cfg.hard_negative_fraction > 0:
         reach = int(round(cfg.far_from_points_s * fps))
         far = {v.name: _far_from_points(v, reach) for v in tr}
+    padded = max(v.feats.shape[0] for v in tr)  # the reference pads to the longest video
+    shared = _shared_parameters(net)
     for epoch in range(cfg.epochs):
         t0 = time.monotonic()
         net.train()
         order = rng.permutation(len(tr))
         sums: dict[str, float] = {}
+        grad_norms: dict[str, float] = {}
         steps = 0
         for s in range(0, len(order), cfg.batch_videos):
             batch = [tr[i] for i in order[s : s + cfg.batch_videos]]
+            if on_batch is not None:
+                on_batch(epoch, [v.name for v in batch])
             x, m = _batch(batch)
             out = net(x, m)
-            loss = out.intensity.new_zeros(())
-            for b, v in enumerate(batch):
-                lv, parts = _video_loss(cfg, net, v, out, b, epoch, rng, far.get(v.name))
-                loss = loss + lv / len(batch)
-                for k, val in parts.items():
-                    sums[k] = sums.get(k, 0.0) + val / len(batch)
+            parts = [_video_loss(cfg, net, v, out, b, epoch, iac_rng, far.get(v.name), padded, gim_rng)
+                     for b, v in enumerate(batch)]
+            terms = _batch_terms(cfg, parts)
+            loss = _total(terms)
+            for k, val in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(val.detach())
+            if steps == 0:  # once per epoch: what each term pulls on the backbone
+                grad_norms = term_grad_norms(terms, shared)
             opt.zero_grad()
             if not torch.isfinite(loss):
                 raise RuntimeError(f"non-finite loss at epoch {epoch}: {sums}")
@@ -506,6 +520,7 @@ def train(
         sched.step()
         rec = {"epoch": epoch, "seconds": round(time.monotonic() - t0, 2)}
         rec.update({k: round(v / max(steps, 1), 5) for k, v in sums.items()})
+        rec.update({f"grad_{k}": float(f"{v:.4g}") for k, v in grad_norms.items()})
         last = epoch == cfg.epochs - 1
         if (epoch >= cfg.select_from_epoch and (epoch + 1) % cfg.select_every_epochs == 0) or last:
             judged = net if ema is None else ema.net
@@ -528,6 +543,6 @@ def train(
     # the chosen weights get the final operating point on the same selection subjects: the
     # wider grid (dip bridging, widening of brief runs, macro offset extension) then the
     # instance classifier; its result is never worse than best[3] with selection "grid"
-    det, result, ic, kept = final_operating_point(video_curves(net, va), fps, cfg)
+    det, result, ic = final_operating_point(video_curves(net, va), fps, cfg)
     return TrainResult(net=net, detector=det, best_epoch=best[1], val_result=result,
-                       history=history, instance_classifier=ic, final_grid=kept)
+                       history=history, instance_classifier=ic)

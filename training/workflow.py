@@ -32,7 +32,7 @@ from training.dataset import Dataset, load_dataset
 from training.evaluate import Interval, evaluate
 from training.infer import detector_config_of, predict_curves, to_intervals
 from training.prepare import prepare_videos
-from training.proposals import ProposalConfig, offline_proposals
+from training.proposals import PROPOSAL_PRESETS, offline_proposals
 from training.protocol import Split, nested_split
 from training.trainer import TrainConfig, TrainResult, TrainVideo, train
 
@@ -113,11 +113,12 @@ def train_model(
 
     def on_epoch(rec: dict) -> None:
         extra = f"  val F1 {rec['val_f1']:.3f} (micro {rec['val_micro_f1']:.3f})" if "val_f1" in rec else ""
+        if "grad_iac" in rec:  # what the contrastive loss pulls on the backbone, against all terms
+            extra = f"  grad IAC {rec['grad_iac']:.2g} of {rec['grad_total']:.2g}{extra}"
         progress(f"epoch {rec['epoch'] + 1}/{cfg.epochs}  {rec['seconds']:.1f}s  "
                  f"intensity {rec.get('intensity', 0):.4f}{extra}")
 
-    disp = [i for i, name in enumerate(spec["names"]) if name.endswith((".dx", ".dy"))]
-    res = train(videos, split, cfg, fps, progress=on_epoch, whiten_columns=disp)
+    res = train(videos, split, cfg, fps, progress=on_epoch)
     meta = {
         "feature_spec": spec,
         "detector": res.detector.to_dict(),
@@ -130,7 +131,6 @@ def train_model(
             "inner_val_subjects": list(split.inner_val),
             "val_result": res.val_result,
             "instance_classifier": res.instance_classifier,
-            "final_grid": res.final_grid,
             "history": res.history,
         },
         "provenance": {
@@ -154,11 +154,17 @@ def predictions_for(
     fps: float,
     proposals: str = "online",
     detector: DetectorConfig | None = None,
+    proposal_preset: str = "pfes",
 ) -> dict[str, list[Interval]]:
-    """Predicted intervals per video with the online detector or the offline search."""
+    """Predicted intervals per video with the online detector or the offline search
+    (``PROPOSAL_PRESETS[proposal_preset]``)."""
     from engine.detector import detect
 
     det = detector or detector_config_of(ckpt)
+    if proposal_preset not in PROPOSAL_PRESETS:
+        raise InputError(f"proposal preset must be one of {sorted(PROPOSAL_PRESETS)}, "
+                         f"got {proposal_preset!r}")
+    pcfg = PROPOSAL_PRESETS[proposal_preset]
     out: dict[str, list[Interval]] = {}
     for v in videos:
         inten, apex = predict_curves(ckpt.net, v.feats, v.valid)
@@ -166,7 +172,7 @@ def predictions_for(
             out[v.name] = to_intervals(detect(inten, apex, v.valid, det, fps))
         elif proposals == "offline":
             inten = np.where(v.valid, inten, 0.0)
-            out[v.name] = offline_proposals(inten, apex, fps, ProposalConfig())
+            out[v.name] = offline_proposals(inten, apex, fps, pcfg)
         else:
             raise InputError(f"proposals must be online or offline, got {proposals!r}")
     return out
@@ -178,9 +184,11 @@ def evaluate_model(
     proposals: str = "online",
     progress: Progress = _quiet,
     verifier: bool = True,
+    proposal_preset: str | None = None,
 ) -> dict:
     """MEGC result of ``model`` on every video of ``data`` (``verifier=False``: with the
-    detector's brief-run verifier off)."""
+    detector's brief-run verifier off; ``proposal_preset``: the offline search's settings,
+    None: the ones the model's recipe names, else "pfes")."""
     apply_thread_env()
     ckpt = load_checkpoint(model)
     check_checkpoint_features(ckpt)
@@ -188,12 +196,16 @@ def evaluate_model(
     progress(f"features for {len(ds.videos)} videos")
     videos, fps = prepare_videos(ds, feature_spec=ckpt.meta.get("feature_spec"))
     det = detector_config_of(ckpt)
+    if proposal_preset is None:
+        proposal_preset = str(ckpt.meta.get("training", {}).get("config", {})
+                              .get("proposal_preset", "pfes"))
     if not verifier:
         det = dataclasses.replace(det, instance_verifier=())
-    preds = predictions_for(ckpt, videos, fps, proposals, det)
+    preds = predictions_for(ckpt, videos, fps, proposals, det, proposal_preset)
     res = evaluate(preds, {v.name: v.truth for v in videos})
     res["protocol"] = {"model": str(ckpt.path), "data": str(ds.root), "videos": len(videos),
                        "subjects": len(ds.subjects), "proposals": proposals, "verifier": verifier,
+                       "proposal_preset": proposal_preset if proposals == "offline" else None,
                        "model_selection": ckpt.meta.get("training", {}).get("selection", "unknown")}
     return res
 

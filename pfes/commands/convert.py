@@ -1,4 +1,4 @@
-"""``pfes convert casme2|samm-lv ROOT --out DIR``: a licensed dataset -> a pfes dataset directory."""
+"""``pfes convert casme2|samm-lv|casme3 ROOT --out DIR``: a licensed dataset -> a pfes dataset directory."""
 
 from __future__ import annotations
 
@@ -7,23 +7,26 @@ import sys
 
 __all__ = ["HELP", "add_arguments", "main"]
 
-HELP = "convert a CAS(ME)^2 or SAMM-LV release (frames + label workbook) into a pfes dataset"
+HELP = ("convert a CAS(ME)^2, SAMM-LV or CAS(ME)^3 Part A release (frames + label workbook) "
+        "into a pfes dataset")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataset", choices=["casme2", "samm-lv"],
+    parser.add_argument("dataset", choices=["casme2", "samm-lv", "casme3"],
                         help="which release ROOT holds")
     parser.add_argument("root", metavar="ROOT",
                         help="the unpacked release (CAS(ME)^2: the folder with rawpic/ and the "
                              "*code_final*.xlsx workbook; SAMM-LV: the folder with "
-                             "SAMM_longvideos/ and SAMM_LongVideos_*.xlsx)")
+                             "SAMM_longvideos/ and SAMM_LongVideos_*.xlsx; CAS(ME)^3: the Part A "
+                             "folder with data/part_A/spNO.*/ and annotation/CAS(ME)3_part_A_v2.xls)")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="output dataset directory (annotations.csv + landmarks/)")
     parser.add_argument("--labels", metavar="XLSX",
-                        help="the label workbook, if not found in ROOT")
+                        help="the label workbook (.xlsx; .xls for CAS(ME)^3), if not found in ROOT")
     parser.add_argument("--frames", metavar="SUBDIR",
                         help="frame folder inside ROOT (default: rawpic for CAS(ME)^2, "
-                             "SAMM_longvideos for SAMM-LV)")
+                             "SAMM_longvideos for SAMM-LV, the folder holding spNO.*/ for "
+                             "CAS(ME)^3)")
     parser.add_argument("--fps-out", type=float, default=30.0, metavar="FPS",
                         help="keep every k-th frame so the rate is nearest FPS (default 30: "
                              "CAS(ME)^2 stays at 30, SAMM-LV's 200 becomes 28.6)")

@@ -30,6 +30,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--proposals", choices=("online", "offline"), default="online",
                    help="online: the live peak detector (default); offline: the reference's "
                    "multi-threshold search")
+    p.add_argument("--proposal-preset", choices=("pfes", "casme2", "samm-lv", "casme3"),
+                   default=None,
+                   help="settings of the offline search: the reference's per-dataset score "
+                   "floors, caps and duration counting (casme2, samm-lv, casme3) or ours (pfes: "
+                   "one floor of 0.3) (default: what the model's training recipe names; pfes "
+                   "for models without one)")
     p.add_argument("--no-verifier", action="store_true",
                    help="score with the detector's brief-run verifier off (what the model finds "
                    "with its instance classifier alone: more micro-expressions, more false alarms)")
@@ -47,7 +53,7 @@ def main(args: argparse.Namespace) -> int:
         return _main_videos(args)
     res = evaluate_model(args.data, args.model, args.proposals,
                          progress=lambda m: print(f"pfes eval: {m}", file=sys.stderr, flush=True),
-                         verifier=not args.no_verifier)
+                         verifier=not args.no_verifier, proposal_preset=args.proposal_preset)
     proto = res["protocol"]
     print(format_table(res, f"MEGC spotting on {proto['data']} ({proto['videos']} videos, "
                             f"{proto['subjects']} subjects, {proto['proposals']} proposals)"))
