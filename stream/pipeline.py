@@ -437,4 +437,6 @@ class Pipeline:
             body["connected"] = bool(getattr(s, "connected", True))
             body["reconnects"] = int(getattr(s, "reconnects", 0))
             body["pub_dropped"] = int(getattr(self.publisher, "dropped", 0))
+            body["thresholds"] = {"open": self.detector_cfg.open_threshold,
+                                  "close": self.detector_cfg.close_threshold}
             self.publisher.send(f"status.{s.name}", body)
