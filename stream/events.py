@@ -59,9 +59,15 @@ class Event:
     emitted_frame: int
     emitted_at: float  # wall clock, Unix seconds
     latency_ms: float
+    # optional fields: left out of the JSON when None
+    snapshot: dict[str, str] | None = None  # {"frame": path, "face": path}: pfes run --snapshots
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        for k in _OPTIONAL:
+            if d[k] is None:
+                del d[k]
+        return d
 
     def to_json(self) -> str:
         """Compact JSON text (one line, no trailing newline)."""
@@ -69,6 +75,7 @@ class Event:
 
 
 _FIELD_TYPES = {f.name: f.type for f in fields(Event)}
+_OPTIONAL = ("snapshot",)
 
 
 def parse_event(data: str | bytes | dict) -> Event:
@@ -82,14 +89,14 @@ def parse_event(data: str | bytes | dict) -> Event:
         raise InputError("event must be a JSON object")
     if data.get("schema") != EVENT_SCHEMA:
         raise InputError(f"unsupported event schema {data.get('schema')!r}, want {EVENT_SCHEMA!r}")
-    missing = [k for k in _FIELD_TYPES if k not in data]
+    missing = [k for k in _FIELD_TYPES if k not in data and k not in _OPTIONAL]
     if missing:
         raise InputError(f"event lacks fields {missing}")
     if data["kind"] not in ("macro", "micro"):
         raise InputError(f"event kind must be macro or micro, got {data['kind']!r}")
     if not data["onset_frame"] <= data["apex_frame"] <= data["offset_frame"]:
         raise InputError("event frames must satisfy onset <= apex <= offset")
-    return Event(**{k: data[k] for k in _FIELD_TYPES})
+    return Event(**{k: data[k] for k in _FIELD_TYPES if k in data})
 
 
 class EventSequencer:

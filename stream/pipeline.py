@@ -109,6 +109,8 @@ class Pipeline:
     feature_factory: fps -> per-track feature extractor.
     publisher: where messages go (default: nowhere); used from the engine thread only.
     on_event: called with each Event after it is published (engine thread; keep it quick).
+    annotate: called with each Event before it is published, returns the Event to publish
+        (engine thread; e.g. ``stream.snapshots.Snapshots.annotate``).
     writer: optional JSONL writer with ``write(event)``.
     """
 
@@ -124,6 +126,7 @@ class Pipeline:
         writer: Any = None,
         config: PipelineConfig | None = None,
         metrics: Metrics | None = None,
+        annotate: Callable[[Event], Event] | None = None,
     ):
         if not sources:
             raise InputError("the pipeline needs at least one source")
@@ -137,6 +140,7 @@ class Pipeline:
         self.feature_factory = feature_factory
         self.publisher = publisher or NullPublisher()
         self.on_event = on_event
+        self.annotate = annotate
         self.writer = writer
         self.cfg = config or PipelineConfig()
         self.metrics = metrics or Metrics()
@@ -366,6 +370,8 @@ class Pipeline:
             pts_of=lambda f: st.ring.pts_of(f, fps), emitted_frame=trig_frame,
             emitted_at=time.time(), latency_ms=(time.monotonic() - trig_arrival) * 1000.0,
         )
+        if self.annotate is not None:
+            ev = self.annotate(ev)
         self.publisher.send(f"event.{name}", ev.to_json())
         if self.writer is not None:
             self.writer.write(ev)

@@ -60,6 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "bundled in mediapipe 0.10.21)")
     parser.add_argument("--wait-subscribers", type=int, default=0, metavar="N",
                         help="before starting, wait up to 10 s for N subscriptions")
+    parser.add_argument("--snapshots", metavar="DIR", default=None,
+                        help="save each event's apex frame and face crop as JPEG in DIR "
+                        "(the event carries their paths; docs/dashboard.md)")
+    parser.add_argument("--snapshots-max-mb", type=float, default=500.0, metavar="MB",
+                        help="size limit of the --snapshots folder, oldest files out (default 500)")
 
 
 def _open_model(path: str | None, classify_at: str | None, no_verifier: bool = False) -> tuple[Any, Any]:
@@ -80,6 +85,15 @@ def _open_model(path: str | None, classify_at: str | None, no_verifier: bool = F
     except InputError as e:
         raise ModelError(f"{ckpt.path}: bad detector settings in checkpoint: {e}") from e
     return ckpt, det
+
+
+def _snapshots(args: argparse.Namespace) -> Any:
+    if not args.snapshots:
+        return None
+    from stream.snapshots import SnapshotConfig, Snapshots
+
+    return Snapshots(SnapshotConfig(Path(args.snapshots),
+                                    max_bytes=int(args.snapshots_max_mb * 1024 * 1024)))
 
 
 def _demo_truth() -> list[dict]:
@@ -168,6 +182,7 @@ def main(args: argparse.Namespace) -> int:
     # stdout stays clean JSON lines when --events -; human lines then go to stderr
     out = sys.stderr if args.events == "-" else sys.stdout
 
+    snaps = _snapshots(args)
     ckpt, det = _open_model(args.model, args.classify_at, args.no_verifier)
     feat_cfg = config_from_spec(ckpt.meta["feature_spec"])  # the settings it was trained on
     if args.backend in ("torch", "compile"):
@@ -205,16 +220,21 @@ def main(args: argparse.Namespace) -> int:
                 from stream.tracker import make_tracker
 
                 if args.face_model:
-                    return make_tracker("tasks", model_path=args.face_model,
-                                        max_faces=args.max_faces, max_missed_frames=10)
-                return make_tracker("mediapipe", max_faces=args.max_faces, max_missed_frames=10)
+                    t = make_tracker("tasks", model_path=args.face_model,
+                                     max_faces=args.max_faces, max_missed_frames=10)
+                else:
+                    t = make_tracker("mediapipe", max_faces=args.max_faces, max_missed_frames=10)
+                return snaps.wrap_tracker(src.name, t) if snaps is not None else t
 
             pipe = Pipeline(sources, engine, det, tracker_factory=tracker,
                             feature_factory=lambda fps: FeatureExtractor(fps, feat_cfg),
                             publisher=publisher, on_event=show, writer=writer,
-                            config=PipelineConfig(realtime=not args.fast))
+                            config=PipelineConfig(realtime=not args.fast),
+                            annotate=snaps.annotate if snaps is not None else None)
             report = pipe.run()
         finally:
+            if snaps is not None:
+                snaps.close()
             publisher.close()
             if writer is not None:
                 writer.close()

@@ -127,13 +127,14 @@ function addEvent(ev) {
   tr.className = `event ${ev.kind}`;
   tr.dataset.seq = ev.seq; tr.dataset.stream = ev.stream; tr.dataset.kind = ev.kind;
   tr.dataset.apexFrame = ev.apex_frame; tr.dataset.emittedAt = ev.emitted_at;
-  const cells = ["", ev.stream + (ev.track ? ` #${ev.track}` : ""), ev.kind, `${fmt(ev.apex_s, 2)} s`,
+  const at = new Date(ev.emitted_at * 1000).toLocaleTimeString();
+  const cells = ["", at, ev.stream + (ev.track ? ` #${ev.track}` : ""), ev.kind, `${fmt(ev.apex_s, 2)} s`,
     `${fmt(ev.offset_s - ev.onset_s, 2)} s`, fmt(ev.score, 2), fmt(ev.class_prob, 2),
     `${fmt(ev.latency_ms, 1)} ms`, ""];
   cells.forEach((text, n) => {
     const td = document.createElement("td");
     td.textContent = text;
-    if (n === 2) td.className = "kind";
+    if (n === 3) td.className = "kind";
     tr.appendChild(td);
   });
   const snap = ev.snapshot || {};
