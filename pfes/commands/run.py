@@ -63,6 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--snapshots", metavar="DIR", default=None,
                         help="save each event's apex frame and face crop as JPEG in DIR "
                         "(the event carries their paths; docs/dashboard.md)")
+    parser.add_argument("--metrics-port", type=int, default=None, metavar="N",
+                        help="serve Prometheus metrics on http://HOST:N/metrics (0: a free port)")
+    parser.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
+                        help="address of the metrics endpoint (default 127.0.0.1)")
     parser.add_argument("--snapshots-max-mb", type=float, default=500.0, metavar="MB",
                         help="size limit of the --snapshots folder, oldest files out (default 500)")
 
@@ -183,6 +187,11 @@ def main(args: argparse.Namespace) -> int:
     out = sys.stderr if args.events == "-" else sys.stdout
 
     snaps = _snapshots(args)
+    prom = metrics_server = None
+    if args.metrics_port is not None:
+        from stream.prometheus import MetricsServer, PromMetrics
+
+        prom = PromMetrics()
     ckpt, det = _open_model(args.model, args.classify_at, args.no_verifier)
     feat_cfg = config_from_spec(ckpt.meta["feature_spec"])  # the settings it was trained on
     if args.backend in ("torch", "compile"):
@@ -213,8 +222,15 @@ def main(args: argparse.Namespace) -> int:
                         args.wait_subscribers, timeout_s=10.0):
                     print("no subscriber came within 10 s; starting anyway", file=sys.stderr)
 
+            if prom is not None:
+                metrics_server = MetricsServer(prom, sources, publisher, port=args.metrics_port,
+                                               host=args.metrics_host)
+                print(f"metrics on {metrics_server.url}", file=sys.stderr, flush=True)
+
             def show(ev: Any) -> None:
                 print(_format_event(ev), file=out, flush=True)
+                if prom is not None:
+                    prom.count_event(ev)
 
             def tracker(src: Any) -> Any:
                 from stream.tracker import make_tracker
@@ -230,9 +246,12 @@ def main(args: argparse.Namespace) -> int:
                             feature_factory=lambda fps: FeatureExtractor(fps, feat_cfg),
                             publisher=publisher, on_event=show, writer=writer,
                             config=PipelineConfig(realtime=not args.fast),
-                            annotate=snaps.annotate if snaps is not None else None)
+                            annotate=snaps.annotate if snaps is not None else None,
+                            metrics=prom)
             report = pipe.run()
         finally:
+            if metrics_server is not None:
+                metrics_server.close()
             if snaps is not None:
                 snaps.close()
             publisher.close()
