@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "convert": "pfes.commands.convert",
     "train": "pfes.commands.train",
     "eval": "pfes.commands.eval",
+    "plot": "pfes.commands.plot",
     "crossval": "pfes.commands.crossval",
     "calibrate": "pfes.commands.calibrate",
     "export": "pfes.commands.export",
