@@ -12,9 +12,11 @@ How it hooks into the pipeline without touching its threads:
   waiting for JPEG encoding. A file may appear a few milliseconds after its event.
 
 Files are ``<stream>-<run>-<seq>-frame.jpg`` and ``-face.jpg`` (``run``: the start time of
-the process, so that a new run never overwrites an old one). The folder is bounded by
-``max_bytes``: after each write the oldest ``*.jpg`` files (by modification time, earlier
-runs' files included) are deleted until the total fits.
+the process, so that a new run never overwrites an old one); with ``clips`` also
+``-clip.mp4``, H.264 (PyAV) from ``clip_pad_s`` before the onset to as far after the offset as
+the ring holds when the event closes. The folder is bounded by ``max_bytes``: after each
+write the oldest ``*.jpg`` / ``*.mp4`` files (by modification time, earlier runs' files
+included) are deleted until the total fits.
 
 An apex older than the ring (``buffer_s``) gets no snapshot (counted in ``missed``).
 Memory: ``buffer_s * fps`` frames per stream, e.g. 5 s of 640x360 at 30 fps = 104 MB.
@@ -57,6 +59,8 @@ class SnapshotConfig:
     face_margin: float = 0.3
     quality: int = 90
     queue_items: int = 64
+    clips: bool = False
+    clip_pad_s: float = 0.5
 
     def __post_init__(self) -> None:
         if self.max_bytes <= 0:
@@ -92,6 +96,11 @@ class FrameRing:
                 if it[0] < ts_ms - tolerance_ms:
                     break
         return best[1] if best is not None and best[0] <= tolerance_ms else None
+
+    def between(self, t0_ms: float, t1_ms: float) -> list[tuple[int, np.ndarray]]:
+        """(timestamp_ms, image) of the frames from ``t0_ms`` to ``t1_ms``, in order."""
+        with self._lock:
+            return [(ts, im) for ts, im, _ in self._items if t0_ms <= ts <= t1_ms]
 
     def __len__(self) -> int:
         return len(self._items)
@@ -153,7 +162,8 @@ class Snapshots:
         self.run = time.strftime("%Y%m%d-%H%M%S")
         self._rings: dict[str, FrameRing] = {}
         self._files: deque[tuple[Path, int]] = deque()
-        for p in sorted(self.folder.glob("*.jpg"), key=lambda p: p.stat().st_mtime):
+        old = [*self.folder.glob("*.jpg"), *self.folder.glob("*.mp4")]
+        for p in sorted(old, key=lambda p: p.stat().st_mtime):
             self._files.append((p, p.stat().st_size))
         self._bytes = sum(s for _, s in self._files)
         self.written = 0
@@ -175,7 +185,7 @@ class Snapshots:
         frame is no longer (or not) in the ring."""
         ring = self._rings.get(ev.stream)
         item = ring.find(ev.apex_s * 1000.0) if ring is not None else None
-        if item is None:
+        if ring is None or item is None:
             self.missed += 1
             return ev
         _, image, boxes = item
@@ -184,8 +194,14 @@ class Snapshots:
         bbox = boxes.get(ev.track)
         if bbox is not None:
             paths["face"] = str(self.folder / f"{stem}-face.jpg")
+        clip: list[tuple[int, np.ndarray]] = []
+        if self.cfg.clips:
+            pad = self.cfg.clip_pad_s * 1000.0
+            clip = ring.between(ev.onset_s * 1000.0 - pad, ev.offset_s * 1000.0 + pad)
+            if len(clip) >= 2:
+                paths["clip"] = str(self.folder / f"{stem}-clip.mp4")
         try:
-            self._jobs.put_nowait((image, bbox, paths))
+            self._jobs.put_nowait((image, bbox, paths, clip))
         except queue.Full:  # the disk cannot keep up: no snapshot rather than a stalled pipeline
             self.missed += 1
             return ev
@@ -197,11 +213,13 @@ class Snapshots:
             job = self._jobs.get()
             if job is None:
                 return
-            image, bbox, paths = job
+            image, bbox, paths, clip = job
             try:
                 self._write(Path(paths["frame"]), image)
                 if bbox is not None:
                     self._write(Path(paths["face"]), face_crop(image, bbox, self.cfg.face_margin))
+                if "clip" in paths:
+                    self._write_clip(Path(paths["clip"]), clip)
                 self._evict()
             except Exception:  # a full disk must not end the run
                 log.exception("snapshot write failed")
@@ -221,6 +239,40 @@ class Snapshots:
         os.replace(tmp, path)  # readers never see half a file
         self._files.append((path, len(buf)))
         self._bytes += len(buf)
+        self.written += 1
+
+    def _write_clip(self, path: Path, frames: list[tuple[int, np.ndarray]]) -> None:
+        """H.264 in mp4 (PyAV, libx264, one thread), frame times from their timestamps."""
+        from fractions import Fraction
+
+        import av
+
+        h, w = frames[0][1].shape[:2]
+        h, w = h - h % 2, w - w % 2  # yuv420p needs even sizes
+        tmp = path.with_name(path.name + ".tmp")
+        gaps = np.diff([ts for ts, _ in frames])
+        rate = Fraction(round(1000.0 / max(1.0, float(np.median(gaps))) * 1000), 1000)
+        with av.open(str(tmp), "w", format="mp4") as out:
+            st = out.add_stream("libx264", rate=rate, options={"preset": "veryfast", "crf": "26"})
+            st.width, st.height, st.pix_fmt = w, h, "yuv420p"
+            st.codec_context.time_base = Fraction(1, 1000)
+            st.thread_count = 1
+            t0 = frames[0][0]
+            last = -1
+            for ts, im in frames:
+                if ts - t0 <= last or im.shape[0] < h or im.shape[1] < w:
+                    continue  # a repeated timestamp or a size change: skip the frame
+                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(im[:h, :w]), format="rgb24")
+                vf.pts, vf.time_base = ts - t0, Fraction(1, 1000)
+                last = ts - t0
+                for pk in st.encode(vf):
+                    out.mux(pk)
+            for pk in st.encode():
+                out.mux(pk)
+        os.replace(tmp, path)
+        size = path.stat().st_size
+        self._files.append((path, size))
+        self._bytes += size
         self.written += 1
 
     def _evict(self) -> None:

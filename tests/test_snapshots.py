@@ -128,3 +128,30 @@ def test_events_without_snapshot_keep_the_old_json():
     ev = _event(0, 1.0)
     assert "snapshot" not in json.loads(ev.to_json())
     assert parse_event(ev.to_json()) == ev
+
+
+def test_clips_hold_onset_to_offset_as_h264(tmp_path):
+    import av
+
+    ramp = np.linspace(0, 100, 161, dtype=np.float32)[None, :, None]
+    with Snapshots(SnapshotConfig(tmp_path, clips=True, clip_pad_s=0.2)) as snaps:
+        tracker = snaps.wrap_tracker("cam", LandmarkTracker({}))
+        for k in range(90):  # 161 x 121: odd sizes are cut to even for yuv420p
+            tracker.process(
+                np.broadcast_to(ramp + k, (121, 161, 3)).astype(np.uint8), round(k * 1000 / 30)
+            )
+        ev = _event(3, 1.5)  # onset 1.4 s, offset 1.6 s: frames 36..54 with the padding
+        ev = snaps.annotate(ev)
+    with av.open(ev.snapshot["clip"]) as c:
+        st = c.streams.video[0]
+        assert st.codec_context.name == "h264" and (st.width, st.height) == (160, 120)
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(frames) == 54 - 36 + 1
+    assert abs(float(frames[0][60, 80, 0]) - float(ramp[0, 80, 0] + 36)) < 4  # first = frame 36
+
+
+def test_clips_need_snapshots(capsys):
+    from pfes.cli import main
+
+    assert main(["run", "--clips", "--publish", "off"]) == 2
+    assert "--clips needs --snapshots" in capsys.readouterr().err

@@ -67,6 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="serve Prometheus metrics on http://HOST:N/metrics (0: a free port)")
     parser.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
                         help="address of the metrics endpoint (default 127.0.0.1)")
+    parser.add_argument("--clips", action="store_true",
+                        help="with --snapshots: also save each event as a short H.264 clip "
+                        "(onset - 0.5 s to offset)")
     parser.add_argument("--snapshots-max-mb", type=float, default=500.0, metavar="MB",
                         help="size limit of the --snapshots folder, oldest files out (default 500)")
 
@@ -93,11 +96,16 @@ def _open_model(path: str | None, classify_at: str | None, no_verifier: bool = F
 
 def _snapshots(args: argparse.Namespace) -> Any:
     if not args.snapshots:
+        if args.clips:
+            from pfes.errors import InputError
+
+            raise InputError("--clips needs --snapshots DIR")
         return None
     from stream.snapshots import SnapshotConfig, Snapshots
 
     return Snapshots(SnapshotConfig(Path(args.snapshots),
-                                    max_bytes=int(args.snapshots_max_mb * 1024 * 1024)))
+                                    max_bytes=int(args.snapshots_max_mb * 1024 * 1024),
+                                    clips=args.clips))
 
 
 def _demo_truth() -> list[dict]:

@@ -7,7 +7,7 @@
 
 Routes: ``/`` the page, ``/static/...`` its script and style (package data, nothing from
 the network), ``/ws`` the push (a ``full`` message on connect, then ``update`` messages),
-``/snapshots/<name>`` JPEGs from the ``--snapshots`` folders (file names only, nothing
+``/snapshots/<name>`` JPEGs and clips from the ``--snapshots`` folders (file names only, nothing
 outside those folders), ``/healthz`` a one-line JSON for probes.
 
 Access: the server binds to loopback unless told otherwise; with a token every request must
@@ -47,7 +47,7 @@ TOPICS = ("event.", "status.", "intensity.")
 @dataclass(frozen=True)
 class DashboardConfig:
     """endpoints: publishers to subscribe to; push_s: period of batched updates;
-    snapshot_dirs: folders whose ``*.jpg`` files may be served; token: required if set."""
+    snapshot_dirs: folders whose ``*.jpg`` / ``*.mp4`` files may be served; token: required if set."""
 
     endpoints: tuple[str, ...]
     host: str = "127.0.0.1"
@@ -163,7 +163,7 @@ def make_app(
 
     async def snapshot(request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
-        if "/" in name or "\\" in name or name.startswith(".") or not name.endswith(".jpg"):
+        if "/" in name or "\\" in name or name.startswith(".") or not name.endswith((".jpg", ".mp4")):
             raise web.HTTPNotFound()
         for d in cfg.snapshot_dirs:
             p = d / name

@@ -153,6 +153,12 @@ function addEvent(ev) {
     a.appendChild(img);
     tr.firstChild.appendChild(a);
   }
+  if (snap.clip) {
+    const c = document.createElement("a");
+    c.href = "snapshots/" + encodeURIComponent(base(snap.clip));
+    c.target = "_blank"; c.className = "clip"; c.textContent = "clip";
+    tr.firstChild.appendChild(c);
+  }
   const what = tr.lastChild;
   what.className = "what";
   if (ev.what) what.textContent = ev.what;
