@@ -12,6 +12,7 @@ import json
 import time
 
 import pytest
+from aiohttp import WSServerHandshakeError
 from aiohttp.test_utils import TestClient, TestServer
 
 from pfes.cli import main
@@ -208,5 +209,28 @@ def test_zeromq_to_websocket(tmp_path):
                 await ws.close()
             finally:
                 await client.close()
+
+    asyncio.run(go())
+
+
+def test_other_web_pages_are_kept_out():
+    cfg = DashboardConfig(endpoints=("tcp://127.0.0.1:1",))
+
+    async def go() -> None:
+        client = await _client(cfg, DashboardState())
+        try:
+            host = f"127.0.0.1:{client.port}"
+            assert (await client.get("/", headers={"Host": "evil.example:8080"})).status == 403
+            assert (
+                await client.get("/", headers={"Host": f"localhost:{client.port}"})
+            ).status == 200
+            with pytest.raises(WSServerHandshakeError) as e:
+                await client.ws_connect("/ws", headers={"Origin": "http://evil.example"})
+            assert e.value.status == 403
+            ws = await client.ws_connect("/ws", headers={"Origin": f"http://{host}"})
+            assert json.loads((await ws.receive()).data)["type"] == "full"
+            await ws.close()
+        finally:
+            await client.close()
 
     asyncio.run(go())

@@ -11,7 +11,10 @@ the network), ``/ws`` the push (a ``full`` message on connect, then ``update`` m
 outside those folders), ``/healthz`` a one-line JSON for probes.
 
 Access: the server binds to loopback unless told otherwise; with a token every request must
-carry it (``?token=`` once, which sets a cookie; or ``Authorization: Bearer``).
+carry it (``?token=`` once, which sets a cookie; or ``Authorization: Bearer``). Other web
+pages open in the same browser are kept out: without a token (loopback only), a WebSocket
+whose ``Origin`` is not this server is refused, and so is any request whose ``Host`` is not a
+loopback name (DNS rebinding); with a token, its ``SameSite=Strict`` cookie does that.
 
 Restarts: ZeroMQ SUB sockets reconnect by themselves; the page reconnects its WebSocket with
 backoff and gets a fresh ``full`` message. A client whose send queue is full (a stalled tab)
@@ -29,6 +32,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
@@ -119,6 +123,13 @@ class _Subscribers:
             t.join(timeout=2.0)
 
 
+def _hostname(host: str) -> str:
+    """``host[:port]`` or ``[v6]:port`` -> the host name or address alone."""
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
 def _token_ok(request: web.Request, token: str) -> bool:
     given = (
         request.query.get("token")
@@ -137,6 +148,15 @@ def make_app(
 
     @web.middleware
     async def auth(request: web.Request, handler: Any) -> web.StreamResponse:
+        if cfg.token is None and not is_loopback(_hostname(request.host)):
+            # a loopback server is only ever addressed as localhost / 127.x / ::1: any other
+            # Host is a web page that rebound its own name to this machine (DNS rebinding)
+            raise web.HTTPForbidden(text="pfes dashboard: unexpected Host header\n")
+        origin = request.headers.get("Origin")
+        if (cfg.token is None and request.path == "/ws" and origin
+                and urlsplit(origin).netloc != request.host):
+            # browsers let any page open a WebSocket anywhere; only our own page may
+            raise web.HTTPForbidden(text="pfes dashboard: cross-origin WebSocket refused\n")
         if cfg.token is None or request.path == "/healthz":
             return await handler(request)
         if not _token_ok(request, cfg.token):
@@ -163,7 +183,12 @@ def make_app(
 
     async def snapshot(request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
-        if "/" in name or "\\" in name or name.startswith(".") or not name.endswith((".jpg", ".mp4")):
+        if (
+            "/" in name
+            or "\\" in name
+            or name.startswith(".")
+            or not name.endswith((".jpg", ".mp4"))
+        ):
             raise web.HTTPNotFound()
         for d in cfg.snapshot_dirs:
             p = d / name

@@ -213,11 +213,14 @@ function renderHealth(now) {
     const live = age < 3.5 && !st.ended;
     const state = st.ended ? "ended" : !live ? `silent ${fmt(age, 0)} s` : st.connected === false ? "reconnecting" : "live";
     const lat = (st.latency_ms || {}).compute || {};
+    const stages = ["decode", "landmarks", "features", "engine", "detector", "publish"]
+      .map((k) => `${k} ${fmt(((st.latency_ms || {})[k] || {}).p50, 2)}`).join(", ");
     const noisy = st.tracking_noisy ? ` <span class="bad">noisy tracking (${fmt(st.tracking_noise_iod, 4)} IOD)</span>` : "";
     el.innerHTML = `<b></b> <span class="${state === "live" ? "ok" : "bad"} state">${state}</span>
       <div class="row">${fmt(st.fps, 1)} fps, ${st.frames} frames, ${st.dropped} dropped, faces ${st.faces},
       events ${st.events}, reconnects ${st.reconnects || 0}</div>
-      <div class="row">compute p50 ${fmt(lat.p50, 1)} ms, p99 ${fmt(lat.p99, 1)} ms${noisy}</div>`;
+      <div class="row">compute p50 ${fmt(lat.p50, 1)} ms, p99 ${fmt(lat.p99, 1)} ms${noisy}</div>
+      <div class="row stages">p50 ms: ${stages}</div>`;
     el.querySelector("b").textContent = name;
   }
 }
