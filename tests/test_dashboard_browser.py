@@ -23,21 +23,27 @@ import pytest
 
 from pfes.commands.run import DEMO_CLIP
 
-pytest.importorskip("mediapipe")
 webdriver = pytest.importorskip("selenium.webdriver")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.mediapipe,
     pytest.mark.network,
     pytest.mark.skipif(
         not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)),
         reason="Debian chromium + chromium-driver not installed (bash scripts/install.sh --system)",
     ),
-    pytest.mark.skipif(not DEMO_CLIP.is_file(), reason="bundled demo clip not built"),
 ]
+
+
+@pytest.fixture
+def demo():
+    """The tests that run the real pipeline: MediaPipe and the bundled clip."""
+    pytest.importorskip("mediapipe")
+    if not DEMO_CLIP.is_file():
+        pytest.skip("bundled demo clip not built")
+
 
 PFES = [sys.executable, "-m", "pfes"]
 
@@ -191,7 +197,8 @@ def _screenshot(browser, tmp_path: Path, name: str) -> None:
         shutil.copy(path, Path(out) / name)
 
 
-def test_dashboard_shows_the_demo_clip(procs, browser, tmp_path):
+@pytest.mark.mediapipe
+def test_dashboard_shows_the_demo_clip(demo, procs, browser, tmp_path):
     endpoint = f"tcp://127.0.0.1:{_free_port()}"
     snaps = tmp_path / "snaps"
     snaps.mkdir()
@@ -207,7 +214,8 @@ def test_dashboard_shows_the_demo_clip(procs, browser, tmp_path):
     _screenshot(browser, tmp_path, "dashboard.png")
 
 
-def test_dashboard_survives_publisher_restart(procs, browser, tmp_path):
+@pytest.mark.mediapipe
+def test_dashboard_survives_publisher_restart(demo, procs, browser, tmp_path):
     endpoint = f"tcp://127.0.0.1:{_free_port()}"
     snaps = tmp_path / "snaps"
     snaps.mkdir()
@@ -229,3 +237,60 @@ def test_dashboard_survives_publisher_restart(procs, browser, tmp_path):
     _check_page(browser, want)
     assert "publisher restarts 1" in browser.find_element("id", "pubs").text
     _screenshot(browser, tmp_path, "dashboard-restart.png")
+
+
+def test_what_moved_and_filters(procs, browser, tmp_path):
+    from selenium.webdriver.support.ui import Select
+
+    from stream.publish import ZmqPublisher
+
+    with ZmqPublisher("tcp://127.0.0.1:*") as pub:
+        url = _dashboard(procs, pub.endpoint, tmp_path)
+        assert pub.wait_for_subscribers(1, timeout_s=10)
+        browser.get(url)
+        _wait(lambda: browser.find_element("id", "conn").text == "connected", 20, "the WebSocket")
+        base = {
+            "schema": "pfes.event/1",
+            "track": 0,
+            "onset_frame": 1,
+            "apex_frame": 2,
+            "offset_frame": 3,
+            "onset_s": 0.1,
+            "apex_s": 0.2,
+            "offset_s": 0.3,
+            "score": 1.0,
+            "class_prob": 0.7,
+            "emitted_frame": 5,
+            "emitted_at": time.time(),
+            "latency_ms": 3.0,
+        }
+        pub.send(
+            "event.door",
+            {
+                **base,
+                "seq": 0,
+                "stream": "door",
+                "kind": "micro",
+                "what": "a brief smile",
+                "moved": [["mouthSmileLeft", 0.41], ["browInnerUp", -0.12]],
+            },
+        )
+        pub.send("event.lobby", {**base, "seq": 1, "stream": "lobby", "kind": "macro"})
+        rows = "#events tbody tr.event"
+        _wait(lambda: len(browser.find_elements("css selector", rows)) == 2, 20, "two events")
+        what = browser.find_element("css selector", 'tr[data-stream="door"] td.what').text
+        assert "a brief smile" in what and "mouthSmileLeft +0.41" in what
+        assert "browInnerUp -0.12" in what
+
+        def shown():
+            return sorted(
+                r.get_attribute("data-stream")
+                for r in browser.find_elements("css selector", rows)
+                if r.is_displayed()
+            )
+
+        Select(browser.find_element("id", "f-stream")).select_by_value("door")
+        assert shown() == ["door"]
+        Select(browser.find_element("id", "f-stream")).select_by_value("")
+        Select(browser.find_element("id", "f-kind")).select_by_value("macro")
+        assert shown() == ["lobby"]
