@@ -82,6 +82,7 @@ def main(args: argparse.Namespace) -> int:
     truth_path = Path(args.truth) if args.truth else (None if args.input else DEMO_TRUTH)
     if not src.is_file():
         raise InputError(f"{src}: no such file")
+    truth = _truth(truth_path, src.stem) if truth_path is not None else []
     ckpt = load_checkpoint(args.model)
     check_checkpoint_features(ckpt)
     if src.suffix.lower() == ".npz":
@@ -95,7 +96,6 @@ def main(args: argparse.Namespace) -> int:
         print(f"pfes plot: tracking the face in {src}", file=sys.stderr, flush=True)
         series = extract_landmarks(src)
         landmarks, valid, fps = series.landmarks, series.valid, series.fps
-    truth = _truth(truth_path, src.stem) if truth_path is not None else []
     det = detector_config_of(ckpt)
     if args.no_verifier:
         det = dataclasses.replace(det, instance_verifier=())
