@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import threading
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any
 
 from pfes.errors import InputError
@@ -59,14 +59,14 @@ class Event:
     emitted_frame: int
     emitted_at: float  # wall clock, Unix seconds
     latency_ms: float
-    # optional fields: left out of the JSON when None
-    snapshot: dict[str, str] | None = None  # {"frame": path, "face": path}: pfes run --snapshots
+    # {"frame": path, "face": path, "clip": path} with pfes run --snapshots; else None and
+    # left out of the JSON
+    snapshot: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for k in _OPTIONAL:
-            if d[k] is None:
-                del d[k]
+        if d["snapshot"] is None:
+            del d["snapshot"]
         return d
 
     def to_json(self) -> str:
@@ -75,7 +75,7 @@ class Event:
 
 
 _FIELD_TYPES = {f.name: f.type for f in fields(Event)}
-_OPTIONAL = ("snapshot",)
+_REQUIRED = [f.name for f in fields(Event) if f.default is MISSING]
 
 
 def parse_event(data: str | bytes | dict) -> Event:
@@ -89,14 +89,15 @@ def parse_event(data: str | bytes | dict) -> Event:
         raise InputError("event must be a JSON object")
     if data.get("schema") != EVENT_SCHEMA:
         raise InputError(f"unsupported event schema {data.get('schema')!r}, want {EVENT_SCHEMA!r}")
-    missing = [k for k in _FIELD_TYPES if k not in data and k not in _OPTIONAL]
+    missing = [k for k in _REQUIRED if k not in data]
     if missing:
         raise InputError(f"event lacks fields {missing}")
     if data["kind"] not in ("macro", "micro"):
         raise InputError(f"event kind must be macro or micro, got {data['kind']!r}")
     if not data["onset_frame"] <= data["apex_frame"] <= data["offset_frame"]:
         raise InputError("event frames must satisfy onset <= apex <= offset")
-    return Event(**{k: data[k] for k in _FIELD_TYPES if k in data})
+    ev = {k: data[k] for k in _FIELD_TYPES if k in data}
+    return Event(**ev)
 
 
 class EventSequencer:
