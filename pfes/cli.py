@@ -26,11 +26,13 @@ __all__ = ["main", "COMMANDS", "check_output_file"]
 COMMANDS: dict[str, str] = {
     "run": "pfes.commands.run",
     "listen": "pfes.commands.listen",
+    "dashboard": "pfes.commands.dashboard",
     "extract": "pfes.commands.extract",
     "synth": "pfes.commands.synth",
     "convert": "pfes.commands.convert",
     "train": "pfes.commands.train",
     "eval": "pfes.commands.eval",
+    "plot": "pfes.commands.plot",
     "crossval": "pfes.commands.crossval",
     "calibrate": "pfes.commands.calibrate",
     "export": "pfes.commands.export",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up pfes on a fresh machine: a virtual environment in .venv with everything pinned.
 #   bash scripts/install.sh            # Python packages only
-#   bash scripts/install.sh --system   # also Debian packages the RTSP tests need (root, apt)
+#   bash scripts/install.sh --system   # also Debian packages the RTSP and browser tests need (root, apt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -21,6 +21,8 @@ if [ "$SYSTEM" = 1 ]; then
     python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
     gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
     gstreamer1.0-libav >/dev/null
+  echo "== Debian packages (Chromium and its WebDriver for the dashboard's browser test)"
+  apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
 fi
 
 echo "== virtual environment .venv"

@@ -63,9 +63,15 @@ class Event:
     # "smile" or "frown, nose wrinkle", and the blendshapes that rose most from rest to apex
     what: str = ""
     moved: tuple[tuple[str, float], ...] = ()
+    # {"frame": path, "face": path, "clip": path} with pfes run --snapshots; else None and
+    # left out of the JSON
+    snapshot: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if d["snapshot"] is None:
+            del d["snapshot"]
+        return d
 
     def to_json(self) -> str:
         """Compact JSON text (one line, no trailing newline)."""

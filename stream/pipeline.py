@@ -110,6 +110,8 @@ class Pipeline:
     feature_factory: fps -> per-track feature extractor.
     publisher: where messages go (default: nowhere); used from the engine thread only.
     on_event: called with each Event after it is published (engine thread; keep it quick).
+    annotate: called with each Event before it is published, returns the Event to publish
+        (engine thread; e.g. ``stream.snapshots.Snapshots.annotate``).
     writer: optional JSONL writer with ``write(event)``.
     real_face: run the real-face stage (``stream.expression.RealFaceSpotter``): the feature
         extractor then returns the network's F features followed by the 52 blendshapes
@@ -129,6 +131,7 @@ class Pipeline:
         config: PipelineConfig | None = None,
         metrics: Metrics | None = None,
         real_face: bool = False,
+        annotate: Callable[[Event], Event] | None = None,
     ):
         if not sources:
             raise InputError("the pipeline needs at least one source")
@@ -142,6 +145,7 @@ class Pipeline:
         self.feature_factory = feature_factory
         self.publisher = publisher or NullPublisher()
         self.on_event = on_event
+        self.annotate = annotate
         self.writer = writer
         self.cfg = config or PipelineConfig()
         self.metrics = metrics or Metrics()
@@ -395,6 +399,8 @@ class Pipeline:
             emitted_at=time.time(), latency_ms=(time.monotonic() - trig_arrival) * 1000.0,
             what=what, moved=moved,
         )
+        if self.annotate is not None:
+            ev = self.annotate(ev)
         self.publisher.send(f"event.{name}", ev.to_json())
         if self.writer is not None:
             self.writer.write(ev)
@@ -466,6 +472,8 @@ class Pipeline:
             body["connected"] = bool(getattr(s, "connected", True))
             body["reconnects"] = int(getattr(s, "reconnects", 0))
             body["pub_dropped"] = int(getattr(self.publisher, "dropped", 0))
+            body["thresholds"] = {"open": self.detector_cfg.open_threshold,
+                                  "close": self.detector_cfg.close_threshold}
             self.publisher.send(f"status.{s.name}", body)
 
 

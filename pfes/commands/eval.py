@@ -36,6 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "floors, caps and duration counting (casme2, samm-lv, casme3) or ours (pfes: "
                    "one floor of 0.3) (default: what the model's training recipe names; pfes "
                    "for models without one)")
+    p.add_argument("--plots", metavar="DIR",
+                   help="also draw each video's intensity, apex probabilities, events and ground "
+                   "truth to DIR/<video>.png (online proposals)")
     p.add_argument("--no-verifier", action="store_true",
                    help="score with the detector's brief-run verifier off (what the model finds "
                    "with its instance classifier alone: more micro-expressions, more false alarms)")
@@ -57,6 +60,11 @@ def main(args: argparse.Namespace) -> int:
     proto = res["protocol"]
     print(format_table(res, f"MEGC spotting on {proto['data']} ({proto['videos']} videos, "
                             f"{proto['subjects']} subjects, {proto['proposals']} proposals)"))
+    if args.plots:
+        from training.plots import plot_dataset
+
+        paths = plot_dataset(args.data, args.model, args.plots, verifier=not args.no_verifier)
+        print(f"pfes eval: {len(paths)} plots in {args.plots}", file=sys.stderr)
     if args.json:
         try:
             Path(args.json).write_text(json.dumps(res, indent=2) + "\n")

@@ -64,6 +64,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "'what moved'): the network and its detector alone")
     parser.add_argument("--wait-subscribers", type=int, default=0, metavar="N",
                         help="before starting, wait up to 10 s for N subscriptions")
+    parser.add_argument("--snapshots", metavar="DIR", default=None,
+                        help="save each event's apex frame and face crop as JPEG in DIR "
+                        "(the event carries their paths; docs/dashboard.md)")
+    parser.add_argument("--metrics-port", type=int, default=None, metavar="N",
+                        help="serve Prometheus metrics on http://HOST:N/metrics (0: a free port)")
+    parser.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
+                        help="address of the metrics endpoint (default 127.0.0.1)")
+    parser.add_argument("--clips", action="store_true",
+                        help="with --snapshots: also save each event as a short H.264 clip "
+                        "(onset - 0.5 s to offset)")
+    parser.add_argument("--snapshots-max-mb", type=float, default=500.0, metavar="MB",
+                        help="size limit of the --snapshots folder, oldest files out (default 500)")
 
 
 def _open_model(path: str | None, classify_at: str | None, no_verifier: bool = False) -> tuple[Any, Any]:
@@ -84,6 +96,20 @@ def _open_model(path: str | None, classify_at: str | None, no_verifier: bool = F
     except InputError as e:
         raise ModelError(f"{ckpt.path}: bad detector settings in checkpoint: {e}") from e
     return ckpt, det
+
+
+def _snapshots(args: argparse.Namespace) -> Any:
+    if not args.snapshots:
+        if args.clips:
+            from pfes.errors import InputError
+
+            raise InputError("--clips needs --snapshots DIR")
+        return None
+    from stream.snapshots import SnapshotConfig, Snapshots
+
+    return Snapshots(SnapshotConfig(Path(args.snapshots),
+                                    max_bytes=int(args.snapshots_max_mb * 1024 * 1024),
+                                    clips=args.clips))
 
 
 def _demo_truth() -> list[dict]:
@@ -175,6 +201,12 @@ def main(args: argparse.Namespace) -> int:
     # stdout stays clean JSON lines when --events -; human lines then go to stderr
     out = sys.stderr if args.events == "-" else sys.stdout
 
+    snaps = _snapshots(args)
+    prom = metrics_server = None
+    if args.metrics_port is not None:
+        from stream.prometheus import MetricsServer, PromMetrics
+
+        prom = PromMetrics()
     ckpt, det = _open_model(args.model, args.classify_at, args.no_verifier)
     bs_model = None
     if not args.no_real_face:
@@ -210,16 +242,25 @@ def main(args: argparse.Namespace) -> int:
                         args.wait_subscribers, timeout_s=10.0):
                     print("no subscriber came within 10 s; starting anyway", file=sys.stderr)
 
+            if prom is not None:
+                metrics_server = MetricsServer(prom, sources, publisher, port=args.metrics_port,
+                                               host=args.metrics_host)
+                print(f"metrics on {metrics_server.url}", file=sys.stderr, flush=True)
+
             def show(ev: Any) -> None:
                 print(_format_event(ev), file=out, flush=True)
+                if prom is not None:
+                    prom.count_event(ev)
 
             def tracker(src: Any) -> Any:
                 from stream.tracker import make_tracker
 
                 if args.face_model:
-                    return make_tracker("tasks", model_path=args.face_model,
-                                        max_faces=args.max_faces, max_missed_frames=10)
-                return make_tracker("mediapipe", max_faces=args.max_faces, max_missed_frames=10)
+                    t = make_tracker("tasks", model_path=args.face_model,
+                                     max_faces=args.max_faces, max_missed_frames=10)
+                else:
+                    t = make_tracker("mediapipe", max_faces=args.max_faces, max_missed_frames=10)
+                return snaps.wrap_tracker(src.name, t) if snaps is not None else t
 
             def features(fps: float) -> Any:
                 if bs_model is None:
@@ -231,9 +272,15 @@ def main(args: argparse.Namespace) -> int:
             pipe = Pipeline(sources, engine, det, tracker_factory=tracker,
                             feature_factory=features, real_face=bs_model is not None,
                             publisher=publisher, on_event=show, writer=writer,
-                            config=PipelineConfig(realtime=not args.fast))
+                            config=PipelineConfig(realtime=not args.fast),
+                            annotate=snaps.annotate if snaps is not None else None,
+                            metrics=prom)
             report = pipe.run()
         finally:
+            if metrics_server is not None:
+                metrics_server.close()
+            if snaps is not None:
+                snaps.close()
             publisher.close()
             if writer is not None:
                 writer.close()
