@@ -120,6 +120,10 @@ class ZmqPublisher(Publisher):
     sndhwm: per-subscriber queue limit in messages.
     replay_events: how many recent ``event.*`` messages a new subscriber is sent.
     context: a ``zmq.Context`` (default: the process-wide instance).
+    linger_s: at :meth:`close`, wait at most this long for queued messages to reach the
+        subscribers (0: drop them). With a positive linger and no ``context`` the publisher
+        owns its context and terminates it at close, which is what makes ZeroMQ actually
+        deliver before the process exits; the wait is bounded by ``linger_s``.
     """
 
     def __init__(
@@ -128,11 +132,14 @@ class ZmqPublisher(Publisher):
         sndhwm: int = 1000,
         replay_events: int = 256,
         context: Any = None,
+        linger_s: float = 0.0,
     ):
         zmq = import_zmq()
         self._zmq = zmq
         check_endpoint(endpoint)
-        self._ctx = context or zmq.Context.instance()
+        self.linger_s = max(0.0, float(linger_s))
+        self._own_ctx = context is None and self.linger_s > 0
+        self._ctx = context or (zmq.Context() if self._own_ctx else zmq.Context.instance())
         sock = self._ctx.socket(zmq.XPUB)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, int(sndhwm))
@@ -141,6 +148,8 @@ class ZmqPublisher(Publisher):
             sock.bind(endpoint)
         except zmq.ZMQError as e:
             sock.close(0)
+            if self._own_ctx:
+                self._ctx.term()
             raise InputError(f"cannot publish on {endpoint}: {e}") from e
         self._sock = sock
         self.endpoint = sock.getsockopt(zmq.LAST_ENDPOINT).decode()
@@ -240,7 +249,10 @@ class ZmqPublisher(Publisher):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._sock.close(0)  # linger 0: never hang on exit waiting for subscribers
+            # bounded linger: never hang on exit waiting for a subscriber that does not read
+            self._sock.close(int(self.linger_s * 1000))
+            if self._own_ctx:
+                self._ctx.term()  # returns once queued messages are out or linger_s is over
 
 
 class EventWriter:

@@ -3,8 +3,9 @@
 No SOURCE runs the bundled demo clip (stream/assets/demo.mp4) and compares what it finds with
 the clip's known expressions (stream/assets/demo.json). Each event is printed as it happens
 with its latency; at the end a short summary (frames, events, stage latency percentiles;
-``--stats`` for the full per-stage table). Ctrl-C stops cleanly: expressions still open are
-flushed and published, the summary is printed, and the exit code is 0.
+``--stats`` for the full per-stage table). SIGTERM, SIGHUP and Ctrl-C (SIGINT) stop cleanly:
+expressions still open are flushed and published, the summary is printed, and the exit code is
+0 (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ HELP = "spot facial expressions live in files, webcams or RTSP cameras and publi
 _ASSETS = Path(__file__).resolve().parents[2] / "stream" / "assets"
 DEMO_CLIP = _ASSETS / "demo.mp4"
 DEMO_TRUTH = _ASSETS / "demo.json"
+CLOSE_LINGER_S = 2.0  # at most this long at exit to hand queued messages to subscribers
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -144,10 +146,10 @@ def _summary(report: Any, names: list[str], truth: list[dict] | None, stats: boo
 def main(args: argparse.Namespace) -> int:
     from engine.runtime import StreamEngine
     from pfes.errors import InputError
-    from stream.features import FeatureExtractor, config_from_spec
-    from stream.pipeline import Pipeline, PipelineConfig
-    from stream.publish import EventWriter, NullPublisher, ZmqPublisher, check_endpoint
-    from stream.sources import SourceSpec, open_source, parse_source, unique_names
+    from pfes.stops import StopRequested, StopSignals
+    from stream.features import config_from_spec
+    from stream.publish import check_endpoint
+    from stream.sources import SourceSpec, parse_source, unique_names
 
     if args.max_faces < 1:
         raise InputError(f"--max-faces must be >= 1, got {args.max_faces}")
@@ -178,6 +180,30 @@ def main(args: argparse.Namespace) -> int:
         torch.set_num_threads(1)
     engine = StreamEngine(ckpt.net, backend=args.backend,
                           max_streams=max(8, 2 * len(specs) * args.max_faces))
+    with StopSignals() as stops:
+        try:
+            report, names = _run(args, specs, engine, det, feat_cfg, out, stops)
+        except StopRequested as e:  # before the pipeline started: nothing was open
+            print(f"stopped by {e.signame} before the pipeline started", file=sys.stderr)
+            return 0
+        _summary(report, names, truth, args.stats, out)
+        if report.interrupted:
+            print(f"stopped by {stops.signame or 'SIGINT'}; open expressions were flushed",
+                  file=sys.stderr)
+    if report.errors:
+        for name, err in report.errors.items():
+            print(f"pfes run: error: {name}: {err}", file=sys.stderr)
+        return max(e.exit_code for e in report.errors.values())
+    return 0
+
+
+def _run(args: argparse.Namespace, specs: list, engine: Any, det: Any, feat_cfg: Any, out: Any,
+         stops: Any) -> tuple[Any, list[str]]:
+    from stream.features import FeatureExtractor
+    from stream.pipeline import Pipeline, PipelineConfig
+    from stream.publish import EventWriter, NullPublisher, ZmqPublisher
+    from stream.sources import open_source
+
     sources = []
     try:
         for spec in specs:
@@ -189,7 +215,9 @@ def main(args: argparse.Namespace) -> int:
         for src in sources:
             w, h = src.size
             print(f"{src.name}: {w}x{h} @ {src.fps:.2f} fps", file=sys.stderr)
-        publisher = NullPublisher() if args.publish == "off" else ZmqPublisher(args.publish)
+        # linger: the last events (those flushed at a stop) still reach connected subscribers
+        publisher = (NullPublisher() if args.publish == "off"
+                     else ZmqPublisher(args.publish, linger_s=CLOSE_LINGER_S))
         writer = EventWriter(args.events) if args.events else None
         try:
             if args.publish != "off":
@@ -214,6 +242,7 @@ def main(args: argparse.Namespace) -> int:
                             publisher=publisher, on_event=show, writer=writer,
                             config=PipelineConfig(realtime=not args.fast))
             report = pipe.run()
+            stops.disarm()  # the run is over: a signal now must not lose the report
         finally:
             publisher.close()
             if writer is not None:
@@ -221,11 +250,4 @@ def main(args: argparse.Namespace) -> int:
     finally:
         for s in sources:
             s.close()
-    _summary(report, [s.name for s in sources], truth, args.stats, out)
-    if report.interrupted:
-        print("stopped by Ctrl-C; open expressions were flushed", file=sys.stderr)
-    if report.errors:
-        for name, err in report.errors.items():
-            print(f"pfes run: error: {name}: {err}", file=sys.stderr)
-        return max(e.exit_code for e in report.errors.values())
-    return 0
+    return report, [s.name for s in sources]
