@@ -430,6 +430,10 @@ class Pipeline:
 
     def _heartbeat(self) -> None:
         self._measure_noise(list(self._tracks))
+        sink_status = None
+        if hasattr(self.writer, "status"):  # the --events file: retried here, reported below
+            self.writer.poll()
+            sink_status = self.writer.status()
         now = time.time()
         for s in self.sources:
             body = {"schema": STATUS_SCHEMA, "stream": s.name, "time": round(now, 3)}
@@ -437,4 +441,6 @@ class Pipeline:
             body["connected"] = bool(getattr(s, "connected", True))
             body["reconnects"] = int(getattr(s, "reconnects", 0))
             body["pub_dropped"] = int(getattr(self.publisher, "dropped", 0))
+            if sink_status is not None:
+                body["events_file"] = sink_status
             self.publisher.send(f"status.{s.name}", body)

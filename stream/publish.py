@@ -1,4 +1,4 @@
-"""Publishing events: a ZeroMQ PUB socket and a JSONL event file.
+"""Publishing events: a ZeroMQ PUB socket (and, re-exported, the JSONL event file).
 
 Wire format (docs/design.md): two-frame messages ``[topic, json]`` with topics
 ``event.<stream>``, ``intensity.<stream>`` and ``status.<stream>``. The socket is an XPUB
@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from collections import deque
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from pfes.errors import DependencyError, InputError
+from stream.events_file import EventWriter  # the --events JSONL file (re-exported)
 
 __all__ = [
     "DEFAULT_ENDPOINT",
@@ -253,39 +252,3 @@ class ZmqPublisher(Publisher):
             self._sock.close(int(self.linger_s * 1000))
             if self._own_ctx:
                 self._ctx.term()  # returns once queued messages are out or linger_s is over
-
-
-class EventWriter:
-    """Append events as JSON lines to a file (``"-"``: stdout), flushed after every event,
-    so that events already emitted survive a crash or Ctrl-C."""
-
-    def __init__(self, path: str | Path):
-        self.path = str(path)
-        self._own = self.path != "-"
-        if self._own:
-            p = Path(self.path)
-            if p.parent and not p.parent.exists():
-                raise InputError(f"cannot write events to {p}: folder {p.parent} does not exist")
-            try:
-                self._fh: IO[str] = open(p, "w", encoding="utf-8")  # noqa: SIM115
-            except OSError as e:
-                raise InputError(f"cannot write events to {p}: {e.strerror}") from e
-        else:
-            self._fh = sys.stdout
-        self.written = 0
-
-    def write(self, event: Any) -> None:
-        text = event.to_json() if hasattr(event, "to_json") else json.dumps(event)
-        self._fh.write(text + "\n")
-        self._fh.flush()
-        self.written += 1
-
-    def close(self) -> None:
-        if self._own and not self._fh.closed:
-            self._fh.close()
-
-    def __enter__(self) -> EventWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -247,6 +247,10 @@ def _run(args: argparse.Namespace, specs: list, engine: Any, det: Any, feat_cfg:
             publisher.close()
             if writer is not None:
                 writer.close()
+                if writer.pending or writer.lost:
+                    print(f"pfes run: warning: {writer.pending + writer.lost} event(s) could not "
+                          f"be written to {writer.path} ({writer.error or 'see the log'})",
+                          file=sys.stderr)
     finally:
         for s in sources:
             s.close()
