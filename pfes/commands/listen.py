@@ -1,13 +1,15 @@
 """``pfes listen``: print the events (and optionally status) a ``pfes run`` publishes.
 
 Reports gaps in ``seq`` (missed events) and publisher restarts; replayed duplicates are
-dropped silently. Ctrl-C ends it with a one-line tally.
+dropped silently. Ctrl-C ends it with a one-line tally; a closed pipe (``pfes listen | head``)
+ends it quietly with exit code 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -92,6 +94,19 @@ def main(args: argparse.Namespace) -> int:
                 print(json.dumps(m.body) if args.json else _line(m.kind, m.body), flush=True)
     except KeyboardInterrupt:
         pass
+    except BrokenPipeError:  # `pfes listen | head -2`: the reader is gone, nothing to say
+        _silence_stdout()
+        return 0
     missed = f", {seq.missed} missed" if check_gaps else ""
     print(f"{new_events} events{missed}, {seq.duplicates} duplicates", file=sys.stderr)
     return 0
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush does not fail again."""
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+        os.close(fd)
+    except (OSError, ValueError):
+        pass

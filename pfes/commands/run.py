@@ -97,6 +97,16 @@ def _format_event(ev: Any) -> str:
             f"score {ev.score:.2f}  p {ev.class_prob:.2f}  latency {ev.latency_ms:.1f} ms")
 
 
+def _silence(stream: Any) -> None:
+    """Point a closed console stream at /dev/null; ZeroMQ and the events file go on."""
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, stream.fileno())
+        os.close(fd)
+    except (OSError, ValueError):
+        pass
+
+
 def _match_truth(events: list, truth: list[dict]) -> dict:
     from training.evaluate import Interval, match_video
 
@@ -226,8 +236,15 @@ def _run(args: argparse.Namespace, specs: list, engine: Any, det: Any, feat_cfg:
                         args.wait_subscribers, timeout_s=10.0):
                     print("no subscriber came within 10 s; starting anyway", file=sys.stderr)
 
+            console = [True]
+
             def show(ev: Any) -> None:
-                print(_format_event(ev), file=out, flush=True)
+                if console[0]:
+                    try:
+                        print(_format_event(ev), file=out, flush=True)
+                    except (BrokenPipeError, ValueError):  # `pfes run | head`: keep spotting
+                        console[0] = False
+                        _silence(out)
 
             def tracker(src: Any) -> Any:
                 from stream.tracker import make_tracker
