@@ -16,7 +16,11 @@ one frame per track) and steps them together. Network outputs belong to the fram
 Nothing open is lost: when a track ends (face gone for ``max_missed_frames``) or its source
 ends, the slot is flushed (the D pending outputs) and the detector flushed, so an expression
 still in progress is emitted. Ctrl-C / :meth:`Pipeline.stop` stops the sources and then does
-the same for every track.
+the same for every track. When a live source loses its frames (a camera loss found by its
+watchdog, or a gap between frames; :class:`~stream.pipeline_worker.GapItem`) its tracks are
+flushed the same way but their open instance is *interrupted*: it ends at the last frame seen,
+its event says ``interrupted: true``, and macro/micro comes from the apex branch alone, never
+from the length-based instance classifier or verifier (the run's length is only a lower bound).
 
 Events get ``latency_ms`` = publish time minus the arrival of the frame whose processing
 closed them. A status heartbeat per stream (``status.<stream>``) is published about once per
@@ -25,6 +29,7 @@ closed them. A status heartbeat per stream (``status.<stream>``) is published ab
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -40,7 +45,7 @@ from pfes.errors import InputError, PfesError
 from stream.events import STATUS_SCHEMA, Event, EventSequencer, event_from_instance
 from stream.frames import Source
 from stream.pipeline_metrics import Metrics
-from stream.pipeline_worker import EndItem, SourceWorker, TickItem, set_openblas_threads
+from stream.pipeline_worker import EndItem, GapItem, SourceWorker, TickItem, set_openblas_threads
 from stream.publish import NullPublisher, Publisher
 from stream.quality import WINDOW_FRAMES, brow_jitter, is_noisy, noisy_warning
 from stream.ringbuffer import FeatureRing
@@ -191,6 +196,7 @@ class Pipeline:
                     max_missed_frames=self.cfg.max_missed_frames,
                     lossless=not live and not self.cfg.realtime,
                     pace=not live and self.cfg.realtime and not getattr(s, "realtime", False),
+                    live=live,
                 )
             )
         engine_thread = threading.Thread(target=self._engine_main, name="engine", daemon=True)
@@ -325,6 +331,11 @@ class Pipeline:
         for it in batch:
             if isinstance(it, EndItem):
                 self._end_source(it)
+            elif isinstance(it, GapItem):
+                for tid in it.lost:
+                    self._end_track(it.source, tid, it.frame, it.arrival_s)
+                for tid in it.cut:
+                    self._end_track(it.source, tid, it.frame, it.arrival_s, interrupted=True)
 
     def _track(self, key: tuple[int, int]) -> _TrackState:
         st = self._tracks.get(key)
@@ -358,14 +369,18 @@ class Pipeline:
             self._emit(key, st, inst, trig_frame, trig_arrival)
         times["publish"] += (time.perf_counter() - t2) * 1000.0
 
-    def _emit(self, key, st: _TrackState, inst: Any, trig_frame: int, trig_arrival: float) -> None:
+    def _emit(self, key, st: _TrackState, inst: Any, trig_frame: int, trig_arrival: float,
+              interrupted: bool = False) -> None:
         name = self.sources[key[0]].name
         fps = self._fps[key[0]]
         ev = event_from_instance(
             inst, seq=self.sequencer.next(), stream=name, track=key[1],
             pts_of=lambda f: st.ring.pts_of(f, fps), emitted_frame=trig_frame,
             emitted_at=time.time(), latency_ms=(time.monotonic() - trig_arrival) * 1000.0,
+            interrupted=interrupted,
         )
+        if interrupted:
+            self.metrics.stream(name).interrupted += 1
         self.publisher.send(f"event.{name}", ev.to_json())
         if self.writer is not None:
             self.writer.write(ev)
@@ -375,8 +390,10 @@ class Pipeline:
         if self.on_event is not None:
             self.on_event(ev)
 
-    def _end_track(self, src: int, tid: int, trig_frame: int, trig_arrival: float) -> None:
-        """Flush a track's pending outputs and open instance; free its slot."""
+    def _end_track(self, src: int, tid: int, trig_frame: int, trig_arrival: float,
+                   interrupted: bool = False) -> None:
+        """Flush a track's pending outputs and open instance (``interrupted``: cut by a gap,
+        see the module docstring); free its slot."""
         key = (src, tid)
         if key not in self._tracks:
             return
@@ -390,8 +407,13 @@ class Pipeline:
                     # outputs for steps whose frames are in the ring; flushed steps map there
                     self._output(key, st, int(res.frame[j]), float(res.intensity[j]),
                                  res.apex[j], trig_frame, trig_arrival, times)
-        for inst in st.detector.flush():
-            self._emit(key, st, inst, trig_frame, trig_arrival)
+        if interrupted:
+            last = int(st.ring.frame[(st.ring.pushed - 1) % st.ring.capacity]) if st.ring.pushed else -1
+            for inst in _flush_interrupted(st.detector, last):
+                self._emit(key, st, inst, trig_frame, trig_arrival, interrupted=True)
+        else:
+            for inst in st.detector.flush():
+                self._emit(key, st, inst, trig_frame, trig_arrival)
         self.engine.close_slot(st.slot)
 
     def _end_source(self, item: EndItem) -> None:
@@ -440,7 +462,25 @@ class Pipeline:
             body.update(self.metrics.status(s.name))
             body["connected"] = bool(getattr(s, "connected", True))
             body["reconnects"] = int(getattr(s, "reconnects", 0))
+            body["losses"] = int(getattr(s, "losses", 0))
+            body["source_error"] = "" if body["connected"] else str(getattr(s, "last_error", ""))
             body["pub_dropped"] = int(getattr(self.publisher, "dropped", 0))
             if sink_status is not None:
                 body["events_file"] = sink_status
             self.publisher.send(f"status.{s.name}", body)
+
+
+def _flush_interrupted(detector: PeakDetector, last_frame: int) -> list[Any]:
+    """Close a run cut by a gap. Its length is only a lower bound of the expression's, so the
+    length-based instance classifier and verifier are left out and the apex branch decides:
+    micro only where its micro sigmoid passes its threshold and beats the macro one (a run
+    already longer than the micro limit stays macro). The offset is the last frame seen, not a
+    prediction past it."""
+    cfg = detector.cfg
+    detector.cfg = dataclasses.replace(cfg, instance_classifier=(), instance_verifier=(),
+                                       micro_over_macro=True, offset_extend=0.0)
+    try:
+        insts = detector.flush()
+    finally:
+        detector.cfg = cfg
+    return [dataclasses.replace(i, offset=max(i.apex, min(i.offset, last_frame))) for i in insts]

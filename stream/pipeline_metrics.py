@@ -46,6 +46,8 @@ class StreamCounters:
     source_dropped: int = 0
     queue_dropped: int = 0
     events: int = 0
+    gaps: int = 0  # live source losses and frame gaps (open instances cut there)
+    interrupted: int = 0  # events closed early by a gap
     tracking_noise: float | None = None  # latest stream.quality.brow_jitter of its tracks
     ended: bool = False
     error: str = ""
@@ -130,6 +132,8 @@ class Metrics:
             "face_present": c.faces > 0,
             "tracks": c.tracks,
             "events": c.events,
+            "gaps": c.gaps,
+            "interrupted": c.interrupted,
             "tracking_noise_iod": (None if c.tracking_noise is None
                                    else round(c.tracking_noise, 5)),
             "tracking_noisy": is_noisy(c.tracking_noise),

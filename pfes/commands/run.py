@@ -55,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "brief-run verifier): more micro-expressions found, more false alarms; "
                         "worth it in poor light (docs/live.md, Dim light)")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="S",
-                        help="live sources: seconds to wait when connecting or reading (default 10)")
+                        help="live sources: seconds to wait when connecting or reading; no frame "
+                        "for S seconds is a lost camera: reconnect (default 10)")
     parser.add_argument("--face-model", metavar="TASK", default=None,
                         help="use MediaPipe Tasks FaceLandmarker with this face_landmarker.task "
                         "file (needed by mediapipe >= 0.10.30; default: the legacy face mesh "
