@@ -34,6 +34,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,6 +67,8 @@ class PipelineConfig:
     publish_intensity: send ``intensity.<stream>`` per frame and track (only if subscribed).
     max_ticks_items: at most this many items per batched step.
     blas_threads: OpenBLAS (numpy) threads while running, restored afterwards; None: as is.
+    keep_events: the report keeps the last this many events (memory stays bounded on a long
+        run; the per-stream ``events`` counters count them all).
     """
 
     realtime: bool = True
@@ -75,15 +78,19 @@ class PipelineConfig:
     publish_intensity: bool = True
     max_tick_items: int = 64
     blas_threads: int | None = 1
+    keep_events: int = 10_000
 
     def __post_init__(self) -> None:
         if self.queue_items < 1 or self.max_missed_frames < 0 or self.heartbeat_s <= 0:
             raise InputError("pipeline config: queue_items >= 1, max_missed_frames >= 0, heartbeat_s > 0")
+        if self.keep_events < 0:
+            raise InputError("pipeline config: keep_events >= 0")
 
 
 @dataclass
 class PipelineReport:
-    """What a finished run did: events, per-stream counters, stage latency percentiles."""
+    """What a finished run did: events (the last ``keep_events``), per-stream counters, stage
+    latency percentiles."""
 
     events: list[Event]
     streams: dict[str, dict]
@@ -146,7 +153,7 @@ class Pipeline:
         self.cfg = config or PipelineConfig()
         self.metrics = metrics or Metrics()
         self.sequencer = EventSequencer()
-        self.events: list[Event] = []
+        self.events: deque[Event] = deque(maxlen=self.cfg.keep_events)
         self._stop = threading.Event()
         self._engine_done = threading.Event()
         self._queue: queue.Queue = queue.Queue(maxsize=self.cfg.queue_items)
