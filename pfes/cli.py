@@ -26,6 +26,7 @@ __all__ = ["main", "COMMANDS", "check_output_file"]
 COMMANDS: dict[str, str] = {
     "run": "pfes.commands.run",
     "listen": "pfes.commands.listen",
+    "keys": "pfes.commands.keys",
     "extract": "pfes.commands.extract",
     "synth": "pfes.commands.synth",
     "convert": "pfes.commands.convert",

@@ -123,6 +123,8 @@ class ZmqPublisher(Publisher):
         subscribers (0: drop them). With a positive linger and no ``context`` the publisher
         owns its context and terminates it at close, which is what makes ZeroMQ actually
         deliver before the process exits; the wait is bounded by ``linger_s``.
+    curve: a :class:`stream.curve.CurveServer`: encrypt, and admit only its clients
+        (stream/curve.py); None: plain TCP.
     """
 
     def __init__(
@@ -132,21 +134,35 @@ class ZmqPublisher(Publisher):
         replay_events: int = 256,
         context: Any = None,
         linger_s: float = 0.0,
+        curve: Any = None,
     ):
         zmq = import_zmq()
         self._zmq = zmq
         check_endpoint(endpoint)
         self.linger_s = max(0.0, float(linger_s))
-        self._own_ctx = context is None and self.linger_s > 0
+        self._own_ctx = context is None and (self.linger_s > 0 or curve is not None)
         self._ctx = context or (zmq.Context() if self._own_ctx else zmq.Context.instance())
         sock = self._ctx.socket(zmq.XPUB)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, int(sndhwm))
         sock.setsockopt(zmq.XPUB_VERBOSER, 1)  # see every (un)subscribe, also repeated ones
+        self._auth = None
+        if curve is not None:
+            from zmq.auth import CURVE_ALLOW_ANY
+            from zmq.auth.thread import ThreadAuthenticator
+
+            self._auth = ThreadAuthenticator(self._ctx, log=log)
+            self._auth.start()
+            allowed = CURVE_ALLOW_ANY if curve.clients_dir is None else str(curve.clients_dir)
+            self._auth.configure_curve(domain="*", location=allowed)
+            sock.curve_secretkey = curve.secret
+            sock.curve_publickey = curve.public
+            sock.curve_server = True
         try:
             sock.bind(endpoint)
         except zmq.ZMQError as e:
             sock.close(0)
+            self._stop_auth()
             if self._own_ctx:
                 self._ctx.term()
             raise InputError(f"cannot publish on {endpoint}: {e}") from e
@@ -250,5 +266,11 @@ class ZmqPublisher(Publisher):
             self._closed = True
             # bounded linger: never hang on exit waiting for a subscriber that does not read
             self._sock.close(int(self.linger_s * 1000))
+            self._stop_auth()
             if self._own_ctx:
                 self._ctx.term()  # returns once queued messages are out or linger_s is over
+
+    def _stop_auth(self) -> None:
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None

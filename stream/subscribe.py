@@ -36,6 +36,7 @@ class Subscriber:
     """SUB socket connected to ``endpoint`` and subscribed to topic prefixes.
 
     topics: prefixes such as ``"event."`` or ``"status.cam1"``; ``("",)`` means everything.
+    curve: a :class:`stream.curve.CurveClient` for a publisher that uses CURVE.
     """
 
     def __init__(
@@ -44,6 +45,7 @@ class Subscriber:
         topics: tuple[str, ...] | list[str] = ("event.", "status."),
         context: Any = None,
         rcvhwm: int = 10000,
+        curve: Any = None,
     ):
         zmq = import_zmq()
         self._zmq = zmq
@@ -53,6 +55,10 @@ class Subscriber:
         sock = self._ctx.socket(zmq.SUB)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RCVHWM, int(rcvhwm))
+        if curve is not None:
+            sock.curve_secretkey = curve.secret
+            sock.curve_publickey = curve.public
+            sock.curve_serverkey = curve.server_public
         for t in topics:
             sock.setsockopt(zmq.SUBSCRIBE, t.encode())
         sock.connect(endpoint)

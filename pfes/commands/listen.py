@@ -31,6 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="exit after N new events (default: run until Ctrl-C)")
     parser.add_argument("--timeout", type=float, default=0.0, metavar="S",
                         help="exit after S seconds without any message (default: never)")
+    parser.add_argument("--curve-secret", metavar="FILE", default=None,
+                        help="for a publisher that uses CURVE: this client's .key_secret file")
+    parser.add_argument("--curve-server", metavar="FILE", default=None,
+                        help="for a publisher that uses CURVE: its public .key file")
 
 
 def _line(kind: str, body: dict) -> str:
@@ -66,13 +70,20 @@ def main(args: argparse.Namespace) -> int:
         if kind not in ("event", "status", "intensity"):
             raise InputError(f"unknown topic {t!r}; use event, status, intensity or event.<stream>")
         topics.append(t if "." in t else t + ".")
+    curve = None
+    if args.curve_secret or args.curve_server:
+        from stream.curve import load_client
+
+        if not (args.curve_secret and args.curve_server):
+            raise InputError("CURVE needs both --curve-secret and --curve-server")
+        curve = load_client(args.curve_secret, args.curve_server)
     # seq is per publisher across all its streams: gaps only mean something on all events
     check_gaps = "event." in topics
     seq = SeqTracker()
     new_events = 0
     last_msg = time.monotonic()
     try:
-        with Subscriber(args.connect, topics=topics) as sub:
+        with Subscriber(args.connect, topics=topics, curve=curve) as sub:
             print(f"listening on {args.connect} for {' '.join(topics)}", file=sys.stderr)
             while not args.count or new_events < args.count:
                 m = sub.recv(timeout_s=0.2)

@@ -63,6 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "bundled in mediapipe 0.10.21)")
     parser.add_argument("--wait-subscribers", type=int, default=0, metavar="N",
                         help="before starting, wait up to 10 s for N subscriptions")
+    parser.add_argument("--curve-secret", metavar="FILE", default=None,
+                        help="encrypt events with ZeroMQ CURVE: this publisher's .key_secret "
+                        "file (pfes keys; docs/operations.md)")
+    parser.add_argument("--curve-clients", metavar="DIR", default=None,
+                        help="with --curve-secret: only clients whose public .key file is in "
+                        "DIR may subscribe (default: any client that has the server key)")
 
 
 def _open_model(path: str | None, classify_at: str | None, no_verifier: bool = False) -> tuple[Any, Any]:
@@ -168,6 +174,14 @@ def main(args: argparse.Namespace) -> int:
         raise InputError(f"--timeout must be > 0, got {args.timeout}")
     if args.publish != "off":
         check_endpoint(args.publish)
+    curve = None
+    if args.curve_secret or args.curve_clients:
+        from stream.curve import load_server
+
+        if not args.curve_secret:
+            raise InputError("--curve-clients needs --curve-secret")
+        curve = load_server(args.curve_secret, args.curve_clients)
+    args.curve = curve
     truth = None
     if args.sources:
         specs = unique_names([parse_source(s) for s in args.sources])
@@ -228,7 +242,7 @@ def _run(args: argparse.Namespace, specs: list, engine: Any, det: Any, feat_cfg:
             print(f"{src.name}: {w}x{h} @ {src.fps:.2f} fps", file=sys.stderr)
         # linger: the last events (those flushed at a stop) still reach connected subscribers
         publisher = (NullPublisher() if args.publish == "off"
-                     else ZmqPublisher(args.publish, linger_s=CLOSE_LINGER_S))
+                     else ZmqPublisher(args.publish, linger_s=CLOSE_LINGER_S, curve=args.curve))
         writer = EventWriter(args.events) if args.events else None
         try:
             if args.publish != "off":
