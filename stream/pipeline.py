@@ -472,6 +472,7 @@ class Pipeline:
             body["losses"] = int(getattr(s, "losses", 0))
             body["source_error"] = "" if body["connected"] else str(getattr(s, "last_error", ""))
             body["pub_dropped"] = int(getattr(self.publisher, "dropped", 0))
+            body["last_seq"] = self.sequencer.count - 1  # lets a subscriber see its lag
             if sink_status is not None:
                 body["events_file"] = sink_status
             self.publisher.send(f"status.{s.name}", body)

@@ -31,6 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="exit after N new events (default: run until Ctrl-C)")
     parser.add_argument("--timeout", type=float, default=0.0, metavar="S",
                         help="exit after S seconds without any message (default: never)")
+    parser.add_argument("--hwm", type=int, default=1000, metavar="N",
+                        help="queue at most N unread messages here (ZeroMQ RCVHWM; default "
+                        "1000): a reader that falls further behind loses messages, reported "
+                        "as gaps, instead of lagging ever more")
     parser.add_argument("--curve-secret", metavar="FILE", default=None,
                         help="for a publisher that uses CURVE: this client's .key_secret file")
     parser.add_argument("--curve-server", metavar="FILE", default=None,
@@ -53,6 +57,13 @@ def _line(kind: str, body: dict) -> str:
     return f"[{kind}] {json.dumps(body, separators=(',', ':'))}"
 
 
+def _safe_line(kind: str, body: dict) -> str:
+    try:
+        return _line(kind, body)
+    except (KeyError, TypeError, ValueError, AttributeError):  # a body without the usual fields
+        return f"[{kind}] {json.dumps(body, separators=(',', ':'))}"
+
+
 def _noise(body: dict) -> str:
     noise = body.get("tracking_noise_iod")
     if noise is None:
@@ -62,7 +73,7 @@ def _noise(body: dict) -> str:
 
 def main(args: argparse.Namespace) -> int:
     from pfes.errors import InputError
-    from stream.subscribe import SeqTracker, Subscriber
+    from stream.subscribe import LagMeter, SeqTracker, Subscriber
 
     topics = []
     for t in args.topics:
@@ -77,15 +88,24 @@ def main(args: argparse.Namespace) -> int:
         if not (args.curve_secret and args.curve_server):
             raise InputError("CURVE needs both --curve-secret and --curve-server")
         curve = load_client(args.curve_secret, args.curve_server)
+    if args.hwm < 1:
+        raise InputError(f"--hwm must be >= 1, got {args.hwm}")
     # seq is per publisher across all its streams: gaps only mean something on all events
     check_gaps = "event." in topics
     seq = SeqTracker()
+    lag = LagMeter()
+    lag_said = 0.0
     new_events = 0
     last_msg = time.monotonic()
+    # a second socket, always drained, for the publisher's current seq (the lag)
+    lag_sub = Subscriber(args.connect, topics=["status."], curve=curve, rcvhwm=100) \
+        if check_gaps else None
     try:
-        with Subscriber(args.connect, topics=topics, curve=curve) as sub:
+        with Subscriber(args.connect, topics=topics, curve=curve, rcvhwm=args.hwm) as sub:
             print(f"listening on {args.connect} for {' '.join(topics)}", file=sys.stderr)
             while not args.count or new_events < args.count:
+                while lag_sub is not None and (st := lag_sub.recv(timeout_s=0)) is not None:
+                    lag.publisher(st.body)
                 m = sub.recv(timeout_s=0.2)
                 if m is None:
                     if args.timeout and time.monotonic() - last_msg > args.timeout:
@@ -102,12 +122,21 @@ def main(args: argparse.Namespace) -> int:
                         print(f"gap: missed {r.missed} event(s) before #{m.body['seq']}",
                               file=sys.stderr)
                     new_events += 1
-                print(json.dumps(m.body) if args.json else _line(m.kind, m.body), flush=True)
+                    lag.read(m.body)
+                    if lag.behind_events and lag.behind_s > 1.0 and time.monotonic() - lag_said > 5:
+                        lag_said = time.monotonic()
+                        print(f"lag: {lag.behind_events} event(s) behind the publisher; the "
+                              f"newest read was published {lag.behind_s:.1f} s ago",
+                              file=sys.stderr)
+                print(json.dumps(m.body) if args.json else _safe_line(m.kind, m.body), flush=True)
     except KeyboardInterrupt:
         pass
     except BrokenPipeError:  # `pfes listen | head -2`: the reader is gone, nothing to say
         _silence_stdout()
         return 0
+    finally:
+        if lag_sub is not None:
+            lag_sub.close()
     missed = f", {seq.missed} missed" if check_gaps else ""
     print(f"{new_events} events{missed}, {seq.duplicates} duplicates", file=sys.stderr)
     return 0
