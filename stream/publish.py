@@ -125,6 +125,8 @@ class ZmqPublisher(Publisher):
         deliver before the process exits; the wait is bounded by ``linger_s``.
     curve: a :class:`stream.curve.CurveServer`: encrypt, and admit only its clients
         (stream/curve.py); None: plain TCP.
+    journal: a :class:`stream.journal.EventJournal`; every event is appended to it before it
+        is sent, so that anything a subscriber could have seen can be replayed.
     """
 
     def __init__(
@@ -135,6 +137,7 @@ class ZmqPublisher(Publisher):
         context: Any = None,
         linger_s: float = 0.0,
         curve: Any = None,
+        journal: Any = None,
     ):
         zmq = import_zmq()
         self._zmq = zmq
@@ -142,6 +145,8 @@ class ZmqPublisher(Publisher):
         self.linger_s = max(0.0, float(linger_s))
         self._own_ctx = context is None and (self.linger_s > 0 or curve is not None)
         self._ctx = context or (zmq.Context() if self._own_ctx else zmq.Context.instance())
+        self.context = self._ctx
+        self.journal = journal
         sock = self._ctx.socket(zmq.XPUB)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, int(sndhwm))
@@ -256,6 +261,9 @@ class ZmqPublisher(Publisher):
         data = _encode(body)
         t = topic.encode()
         if topic.startswith("event."):
+            if self.journal is not None:
+                seq = body["seq"] if isinstance(body, dict) else json.loads(data)["seq"]
+                self.journal.append(int(seq), data)
             self._events.append((t, data))
         else:
             self._last[topic] = data

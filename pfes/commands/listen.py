@@ -12,6 +12,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from typing import Any
 
 __all__ = ["HELP", "add_arguments", "main"]
 
@@ -31,6 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="exit after N new events (default: run until Ctrl-C)")
     parser.add_argument("--timeout", type=float, default=0.0, metavar="S",
                         help="exit after S seconds without any message (default: never)")
+    parser.add_argument("--since", type=int, default=None, metavar="SEQ",
+                        help="first replay every event after SEQ from the publisher's journal "
+                        "(pfes run --journal), then go on live without a gap")
+    parser.add_argument("--journal", metavar="ENDPOINT", default="tcp://127.0.0.1:5557",
+                        help="the publisher's journal replay socket (default tcp://127.0.0.1:5557)")
     parser.add_argument("--hwm", type=int, default=1000, metavar="N",
                         help="queue at most N unread messages here (ZeroMQ RCVHWM; default "
                         "1000): a reader that falls further behind loses messages, reported "
@@ -88,6 +95,12 @@ def main(args: argparse.Namespace) -> int:
         if not (args.curve_secret and args.curve_server):
             raise InputError("CURVE needs both --curve-secret and --curve-server")
         curve = load_client(args.curve_secret, args.curve_server)
+    if args.since is not None and (args.since < -1 or "event." not in topics):
+        raise InputError("--since needs a seq >= -1 and the event topic")
+    if args.since is not None:
+        from stream.publish import check_endpoint
+
+        check_endpoint(args.journal)
     if args.hwm < 1:
         raise InputError(f"--hwm must be >= 1, got {args.hwm}")
     # seq is per publisher across all its streams: gaps only mean something on all events
@@ -103,16 +116,23 @@ def main(args: argparse.Namespace) -> int:
     try:
         with Subscriber(args.connect, topics=topics, curve=curve, rcvhwm=args.hwm) as sub:
             print(f"listening on {args.connect} for {' '.join(topics)}", file=sys.stderr)
+            # the Clone pattern: subscribed first, then what came before, then live; duplicates
+            # (replayed and live, or the publisher's own short replay) are dropped by seq
+            backlog = _replay(args, curve, seq) if args.since is not None else iter(())
             while not args.count or new_events < args.count:
                 while lag_sub is not None and (st := lag_sub.recv(timeout_s=0)) is not None:
                     lag.publisher(st.body)
-                m = sub.recv(timeout_s=0.2)
+                m = next(backlog, None)
+                if m is None:
+                    m = sub.recv(timeout_s=0.2)
                 if m is None:
                     if args.timeout and time.monotonic() - last_msg > args.timeout:
                         break
                     continue
                 last_msg = time.monotonic()
                 if m.kind == "event":
+                    if args.since is not None and int(m.body.get("seq", -1)) <= args.since:
+                        continue  # the caller has it already
                     r = seq.feed(m.body)
                     if not r.new:
                         continue
@@ -140,6 +160,20 @@ def main(args: argparse.Namespace) -> int:
     missed = f", {seq.missed} missed" if check_gaps else ""
     print(f"{new_events} events{missed}, {seq.duplicates} duplicates", file=sys.stderr)
     return 0
+
+
+def _replay(args: argparse.Namespace, curve: Any, seq: Any) -> Iterator[Any]:
+    """Messages of the events after ``--since`` from the journal."""
+    from stream.journal import replay
+    from stream.subscribe import Message
+
+    seq.last = args.since  # no gap before the first replayed event
+    n = 0
+    for body in replay(args.journal, args.since, curve=curve):
+        n += 1
+        yield Message(topic=f"event.{body.get('stream')}", kind="event",
+                      stream=str(body.get("stream")), body=body)
+    print(f"replayed {n} event(s) after #{args.since} from {args.journal}", file=sys.stderr)
 
 
 def _silence_stdout() -> None:

@@ -63,6 +63,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "bundled in mediapipe 0.10.21)")
     parser.add_argument("--wait-subscribers", type=int, default=0, metavar="N",
                         help="before starting, wait up to 10 s for N subscriptions")
+    parser.add_argument("--journal", metavar="DIR", default=None,
+                        help="keep published events in an on-disk journal in DIR and answer "
+                        "replay requests (pfes listen --since; docs/operations.md)")
+    parser.add_argument("--journal-endpoint", metavar="ENDPOINT", default=None,
+                        help="replay socket of --journal (default tcp://127.0.0.1:5557)")
+    parser.add_argument("--journal-max-mb", type=float, default=64.0, metavar="MB",
+                        help="--journal keeps at most this much (default 64)")
+    parser.add_argument("--journal-max-age-h", type=float, default=168.0, metavar="H",
+                        help="--journal drops events older than this (default 168 = 7 days)")
     parser.add_argument("--curve-secret", metavar="FILE", default=None,
                         help="encrypt events with ZeroMQ CURVE: this publisher's .key_secret "
                         "file (pfes keys; docs/operations.md)")
@@ -182,6 +191,17 @@ def main(args: argparse.Namespace) -> int:
             raise InputError("--curve-clients needs --curve-secret")
         curve = load_server(args.curve_secret, args.curve_clients)
     args.curve = curve
+    if args.journal:
+        if args.publish == "off":
+            raise InputError("--journal needs --publish (it replays what was published)")
+        if not (args.journal_max_mb > 0 and args.journal_max_age_h > 0):
+            raise InputError("--journal-max-mb and --journal-max-age-h must be > 0")
+        check_endpoint(args.journal_endpoint or "tcp://127.0.0.1:5557")
+        from stream.journal import EventJournal
+
+        # opened here, before any camera: a bad folder is exit 2 at once
+        args.journal_log = EventJournal(args.journal, max_bytes=int(args.journal_max_mb * 2**20),
+                                        max_age_s=args.journal_max_age_h * 3600.0)
     truth = None
     if args.sources:
         specs = unique_names([parse_source(s) for s in args.sources])
@@ -241,10 +261,21 @@ def _run(args: argparse.Namespace, specs: list, engine: Any, det: Any, feat_cfg:
             w, h = src.size
             print(f"{src.name}: {w}x{h} @ {src.fps:.2f} fps", file=sys.stderr)
         # linger: the last events (those flushed at a stop) still reach connected subscribers
+        journal = getattr(args, "journal_log", None)
+        server = None
         publisher = (NullPublisher() if args.publish == "off"
-                     else ZmqPublisher(args.publish, linger_s=CLOSE_LINGER_S, curve=args.curve))
+                     else ZmqPublisher(args.publish, linger_s=CLOSE_LINGER_S, curve=args.curve,
+                                       journal=journal))
         writer = EventWriter(args.events) if args.events else None
         try:
+            if journal is not None:
+                from stream.journal import DEFAULT_JOURNAL_ENDPOINT, JournalServer
+
+                server = JournalServer(journal, args.journal_endpoint or DEFAULT_JOURNAL_ENDPOINT,
+                                       context=getattr(publisher, "context", None),
+                                       curve=args.curve)
+                print(f"journal {args.journal} (next seq {journal.next_seq}); replay on "
+                      f"{server.endpoint}", file=sys.stderr)
             if args.publish != "off":
                 print(f"publishing events on {publisher.endpoint}", file=sys.stderr)
                 if args.wait_subscribers and isinstance(publisher, ZmqPublisher) and not publisher.wait_for_subscribers(
@@ -273,10 +304,18 @@ def _run(args: argparse.Namespace, specs: list, engine: Any, det: Any, feat_cfg:
                             feature_factory=lambda fps: FeatureExtractor(fps, feat_cfg),
                             publisher=publisher, on_event=show, writer=writer,
                             config=PipelineConfig(realtime=not args.fast))
+            if journal is not None:  # seq goes on from the journal's: unique across restarts
+                from stream.events import EventSequencer
+
+                pipe.sequencer = EventSequencer(journal.next_seq)
             report = pipe.run()
             stops.disarm()  # the run is over: a signal now must not lose the report
         finally:
+            if server is not None:
+                server.close()
             publisher.close()
+            if journal is not None:
+                journal.close()
             if writer is not None:
                 writer.close()
                 if writer.pending or writer.lost:
