@@ -228,9 +228,12 @@ def main(args: argparse.Namespace) -> int:
     with StopSignals() as stops:
         try:
             report, names = _run(args, specs, engine, det, feat_cfg, out, stops)
-        except StopRequested as e:  # before the pipeline started: nothing was open
+        except StopRequested as e:
+            if len(stops.received) > 1:  # a second Ctrl-C while flushing
+                print(f"pfes run: {e.signame} again: the flush was abandoned", file=sys.stderr)
+                return 130
             print(f"stopped by {e.signame} before the pipeline started", file=sys.stderr)
-            return 0
+            return 0  # nothing was open yet
         _summary(report, names, truth, args.stats, out)
         if report.interrupted:
             print(f"stopped by {stops.signame or 'SIGINT'}; open expressions were flushed",
