@@ -301,15 +301,18 @@ def _av_frames(container: Any, stop: threading.Event, src: LiveSource) -> Iterat
     stream.thread_type = "AUTO"
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     src.fps = float(rate) if rate else (src.fps or 30.0)
-    t0 = time.perf_counter()
-    for vf in container.decode(stream):
+    # demux and decode apart: demuxing waits for the camera (a frame interval on a live feed),
+    # which is not decode work and must not count as per-frame compute
+    for packet in container.demux(stream):
         if stop.is_set():
             return
-        decode_s = time.perf_counter() - t0
-        if src.size == (0, 0):
-            src.size = (int(vf.width), int(vf.height))
-        yield (vf, _av_rgb, None if vf.time is None else float(vf.time), decode_s)
         t0 = time.perf_counter()
+        frames = packet.decode()
+        decode_s = (time.perf_counter() - t0) / max(1, len(frames))
+        for vf in frames:
+            if src.size == (0, 0):
+                src.size = (int(vf.width), int(vf.height))
+            yield (vf, _av_rgb, None if vf.time is None else float(vf.time), decode_s)
 
 
 class RtspSource(LiveSource):

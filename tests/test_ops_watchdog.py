@@ -310,3 +310,24 @@ def test_sigstopped_rtsp_server_is_detected_and_the_open_expression_interrupted(
             server.proc.send_signal(signal.SIGCONT)
         server.stop()
     _check(events, statuses, detected, timeout_s, src)
+
+
+@pytest.mark.network
+def test_rtsp_decode_time_does_not_count_the_wait_for_the_camera(tmp_path):
+    from test_rtsp_live import _clip, _gst_missing, _Server
+
+    reason = _gst_missing()
+    if reason:
+        pytest.skip(reason)
+    server = _Server(_clip(tmp_path / "cam.mp4", 300), free_port())
+    try:
+        with RtspSource(server.url, name="cam", open_timeout_s=5, read_timeout_s=5) as src:
+            it = iter(src)
+            dec = []
+            for _ in range(40):
+                next(it)
+                dec.append(src.last_decode_s)
+    finally:
+        server.stop()
+    # frames come every 33 ms; decoding a 160x120 frame takes well under a millisecond
+    assert float(np.median(dec)) < 0.010, dec
