@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "run": "pfes.commands.run",
     "listen": "pfes.commands.listen",
     "dashboard": "pfes.commands.dashboard",
+    "keys": "pfes.commands.keys",
     "extract": "pfes.commands.extract",
     "synth": "pfes.commands.synth",
     "convert": "pfes.commands.convert",

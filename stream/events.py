@@ -1,4 +1,8 @@
-"""The event schema ``pfes.event/1``: one JSON object per spotted expression.
+"""The event schema ``pfes.event/2``: one JSON object per spotted expression.
+
+Version 2 added ``interrupted``: true when the expression was still open when its source lost
+its frames (a camera loss or a gap) and was closed there; its ``offset_*`` is the last frame
+seen, not the end of the expression. Version 1 events (no ``interrupted``) still parse.
 
 Every field is documented in docs/design.md ("Event") and docs/live.md. Frame numbers count
 decoded frames from 0 per source; ``*_s`` fields are source timestamps (container pts, or
@@ -23,6 +27,7 @@ from pfes.errors import InputError
 
 __all__ = [
     "EVENT_SCHEMA",
+    "EVENT_SCHEMAS",
     "STATUS_SCHEMA",
     "INTENSITY_SCHEMA",
     "Event",
@@ -32,7 +37,8 @@ __all__ = [
     "topic_for",
 ]
 
-EVENT_SCHEMA = "pfes.event/1"
+EVENT_SCHEMA = "pfes.event/2"
+EVENT_SCHEMAS = ("pfes.event/1", EVENT_SCHEMA)  # what parse_event accepts
 STATUS_SCHEMA = "pfes.status/1"
 INTENSITY_SCHEMA = "pfes.intensity/1"
 
@@ -59,6 +65,7 @@ class Event:
     emitted_frame: int
     emitted_at: float  # wall clock, Unix seconds
     latency_ms: float
+    interrupted: bool = False  # closed early by a loss or gap of its source (schema 2)
     # what moved (optional; empty without the face blendshape model): plain words such as
     # "smile" or "frown, nose wrinkle", and the blendshapes that rose most from rest to apex
     what: str = ""
@@ -91,7 +98,7 @@ def parse_event(data: str | bytes | dict) -> Event:
             raise InputError(f"event is not JSON: {e}") from e
     if not isinstance(data, dict):
         raise InputError("event must be a JSON object")
-    if data.get("schema") != EVENT_SCHEMA:
+    if data.get("schema") not in EVENT_SCHEMAS:
         raise InputError(f"unsupported event schema {data.get('schema')!r}, want {EVENT_SCHEMA!r}")
     missing = [k for k in _REQUIRED if k not in data]
     if missing:
@@ -142,6 +149,7 @@ def event_from_instance(
     emitted_frame: int,
     emitted_at: float,
     latency_ms: float,
+    interrupted: bool = False,
     what: str = "",
     moved: Any = (),
 ) -> Event:
@@ -166,6 +174,7 @@ def event_from_instance(
         emitted_frame=int(emitted_frame),
         emitted_at=round(float(emitted_at), 6),
         latency_ms=round(_finite(latency_ms), 3),
+        interrupted=bool(interrupted),
         what=str(what),
         moved=tuple((str(n), round(_finite(c), 3)) for n, c in moved),
     )

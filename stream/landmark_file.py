@@ -65,7 +65,11 @@ def read_landmark_file(path: str | os.PathLike) -> LandmarkArrays:
     for name, arr in (("pts_s", pts), ("track_id", tid)):
         if arr is not None and arr.shape != (t,):
             raise InputError(f"{bad}: {name} shape {arr.shape}, want ({t},)")
-    valid = valid & np.isfinite(lm).all(axis=(1, 2))
+    finite = np.isfinite(lm).all(axis=(1, 2))
+    if valid.any() and not finite.any():  # faces claimed, none given: a broken file
+        raise InputError(f"{bad}: landmarks are NaN in every frame, yet {int(valid.sum())} of "
+                         f"{t} frames are marked valid")
+    valid = valid & finite
     return LandmarkArrays(lm, valid, fps, (size[0], size[1]), pts, tid)
 
 

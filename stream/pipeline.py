@@ -16,7 +16,11 @@ one frame per track) and steps them together. Network outputs belong to the fram
 Nothing open is lost: when a track ends (face gone for ``max_missed_frames``) or its source
 ends, the slot is flushed (the D pending outputs) and the detector flushed, so an expression
 still in progress is emitted. Ctrl-C / :meth:`Pipeline.stop` stops the sources and then does
-the same for every track.
+the same for every track. When a live source loses its frames (a camera loss found by its
+watchdog, or a gap between frames; :class:`~stream.pipeline_worker.GapItem`) its tracks are
+flushed the same way but their open instance is *interrupted*: it ends at the last frame seen,
+its event says ``interrupted: true``, and macro/micro comes from the apex branch alone, never
+from the length-based instance classifier or verifier (the run's length is only a lower bound).
 
 Events get ``latency_ms`` = publish time minus the arrival of the frame whose processing
 closed them. A status heartbeat per stream (``status.<stream>``) is published about once per
@@ -25,10 +29,12 @@ closed them. A status heartbeat per stream (``status.<stream>``) is published ab
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,7 +46,7 @@ from pfes.errors import InputError, PfesError
 from stream.events import STATUS_SCHEMA, Event, EventSequencer, event_from_instance
 from stream.frames import Source
 from stream.pipeline_metrics import Metrics
-from stream.pipeline_worker import EndItem, SourceWorker, TickItem, set_openblas_threads
+from stream.pipeline_worker import EndItem, GapItem, SourceWorker, TickItem, set_openblas_threads
 from stream.publish import NullPublisher, Publisher
 from stream.quality import WINDOW_FRAMES, brow_jitter, is_noisy, noisy_warning
 from stream.ringbuffer import FeatureRing
@@ -61,6 +67,8 @@ class PipelineConfig:
     publish_intensity: send ``intensity.<stream>`` per frame and track (only if subscribed).
     max_ticks_items: at most this many items per batched step.
     blas_threads: OpenBLAS (numpy) threads while running, restored afterwards; None: as is.
+    keep_events: the report keeps the last this many events (memory stays bounded on a long
+        run; the per-stream ``events`` counters count them all).
     """
 
     realtime: bool = True
@@ -70,15 +78,19 @@ class PipelineConfig:
     publish_intensity: bool = True
     max_tick_items: int = 64
     blas_threads: int | None = 1
+    keep_events: int = 10_000
 
     def __post_init__(self) -> None:
         if self.queue_items < 1 or self.max_missed_frames < 0 or self.heartbeat_s <= 0:
             raise InputError("pipeline config: queue_items >= 1, max_missed_frames >= 0, heartbeat_s > 0")
+        if self.keep_events < 0:
+            raise InputError("pipeline config: keep_events >= 0")
 
 
 @dataclass
 class PipelineReport:
-    """What a finished run did: events, per-stream counters, stage latency percentiles."""
+    """What a finished run did: events (the last ``keep_events``), per-stream counters, stage
+    latency percentiles."""
 
     events: list[Event]
     streams: dict[str, dict]
@@ -92,7 +104,7 @@ class PipelineReport:
 class _TrackState:
     __slots__ = ("slot", "ring", "detector", "bs")
 
-    def __init__(self, slot: int, ring: FeatureRing, detector: PeakDetector):
+    def __init__(self, slot: int, ring: FeatureRing, detector: Any):
         self.slot = slot
         self.ring = ring
         self.detector = detector
@@ -151,7 +163,7 @@ class Pipeline:
         self.metrics = metrics or Metrics()
         self.sequencer = EventSequencer()
         self.real_face = bool(real_face)
-        self.events: list[Event] = []
+        self.events: deque[Event] = deque(maxlen=self.cfg.keep_events)
         self._stop = threading.Event()
         self._engine_done = threading.Event()
         self._queue: queue.Queue = queue.Queue(maxsize=self.cfg.queue_items)
@@ -201,6 +213,7 @@ class Pipeline:
                     max_missed_frames=self.cfg.max_missed_frames,
                     lossless=not live and not self.cfg.realtime,
                     pace=not live and self.cfg.realtime and not getattr(s, "realtime", False),
+                    live=live,
                 )
             )
         engine_thread = threading.Thread(target=self._engine_main, name="engine", daemon=True)
@@ -342,6 +355,11 @@ class Pipeline:
         for it in batch:
             if isinstance(it, EndItem):
                 self._end_source(it)
+            elif isinstance(it, GapItem):
+                for tid in it.lost:
+                    self._end_track(it.source, tid, it.frame, it.arrival_s)
+                for tid in it.cut:
+                    self._end_track(it.source, tid, it.frame, it.arrival_s, interrupted=True)
 
     def _track(self, key: tuple[int, int]) -> _TrackState:
         st = self._tracks.get(key)
@@ -385,10 +403,12 @@ class Pipeline:
             self._emit(key, st, inst, trig_frame, trig_arrival)
         times["publish"] += (time.perf_counter() - t2) * 1000.0
 
-    def _emit(self, key, st: _TrackState, inst: Any, trig_frame: int, trig_arrival: float) -> None:
+    def _emit(self, key, st: _TrackState, inst: Any, trig_frame: int, trig_arrival: float,
+              interrupted: bool = False) -> None:
         name = self.sources[key[0]].name
         fps = self._fps[key[0]]
-        what, moved = "", []
+        what: str = ""
+        moved: list[tuple[str, float]] = []
         if st.bs is not None:
             from stream.expression import what_moved
 
@@ -398,7 +418,10 @@ class Pipeline:
             pts_of=lambda f: st.ring.pts_of(f, fps), emitted_frame=trig_frame,
             emitted_at=time.time(), latency_ms=(time.monotonic() - trig_arrival) * 1000.0,
             what=what, moved=moved,
+            interrupted=interrupted,
         )
+        if interrupted:
+            self.metrics.stream(name).interrupted += 1
         if self.annotate is not None:
             ev = self.annotate(ev)
         self.publisher.send(f"event.{name}", ev.to_json())
@@ -410,8 +433,10 @@ class Pipeline:
         if self.on_event is not None:
             self.on_event(ev)
 
-    def _end_track(self, src: int, tid: int, trig_frame: int, trig_arrival: float) -> None:
-        """Flush a track's pending outputs and open instance; free its slot."""
+    def _end_track(self, src: int, tid: int, trig_frame: int, trig_arrival: float,
+                   interrupted: bool = False) -> None:
+        """Flush a track's pending outputs and open instance (``interrupted``: cut by a gap,
+        see the module docstring); free its slot."""
         key = (src, tid)
         if key not in self._tracks:
             return
@@ -425,8 +450,13 @@ class Pipeline:
                     # outputs for steps whose frames are in the ring; flushed steps map there
                     self._output(key, st, int(res.frame[j]), float(res.intensity[j]),
                                  res.apex[j], trig_frame, trig_arrival, times)
-        for inst in st.detector.flush():
-            self._emit(key, st, inst, trig_frame, trig_arrival)
+        if interrupted:
+            last = int(st.ring.frame[(st.ring.pushed - 1) % st.ring.capacity]) if st.ring.pushed else -1
+            for inst in _flush_interrupted(st.detector, last):
+                self._emit(key, st, inst, trig_frame, trig_arrival, interrupted=True)
+        else:
+            for inst in st.detector.flush():
+                self._emit(key, st, inst, trig_frame, trig_arrival)
         self.engine.close_slot(st.slot)
 
     def _end_source(self, item: EndItem) -> None:
@@ -465,15 +495,24 @@ class Pipeline:
 
     def _heartbeat(self) -> None:
         self._measure_noise(list(self._tracks))
+        sink_status = None
+        if hasattr(self.writer, "status"):  # the --events file: retried here, reported below
+            self.writer.poll()
+            sink_status = self.writer.status()
         now = time.time()
         for s in self.sources:
             body = {"schema": STATUS_SCHEMA, "stream": s.name, "time": round(now, 3)}
             body.update(self.metrics.status(s.name))
             body["connected"] = bool(getattr(s, "connected", True))
             body["reconnects"] = int(getattr(s, "reconnects", 0))
+            body["losses"] = int(getattr(s, "losses", 0))
+            body["source_error"] = "" if body["connected"] else str(getattr(s, "last_error", ""))
             body["pub_dropped"] = int(getattr(self.publisher, "dropped", 0))
             body["thresholds"] = {"open": self.detector_cfg.open_threshold,
                                   "close": self.detector_cfg.close_threshold}
+            body["last_seq"] = self.sequencer.count - 1  # lets a subscriber see its lag
+            if sink_status is not None:
+                body["events_file"] = sink_status
             self.publisher.send(f"status.{s.name}", body)
 
 
@@ -494,3 +533,20 @@ def _frames_of(ring: FeatureRing, last_frame: int) -> np.ndarray:
         if 0 <= f < n and ring.valid[i]:
             out[f] = ring.feat[i]
     return out
+
+
+
+def _flush_interrupted(detector: PeakDetector, last_frame: int) -> list[Any]:
+    """Close a run cut by a gap. Its length is only a lower bound of the expression's, so the
+    length-based instance classifier and verifier are left out and the apex branch decides:
+    micro only where its micro sigmoid passes its threshold and beats the macro one (a run
+    already longer than the micro limit stays macro). The offset is the last frame seen, not a
+    prediction past it."""
+    cfg = detector.cfg
+    detector.cfg = dataclasses.replace(cfg, instance_classifier=(), instance_verifier=(),
+                                       micro_over_macro=True, offset_extend=0.0)
+    try:
+        insts = detector.flush()
+    finally:
+        detector.cfg = cfg
+    return [dataclasses.replace(i, offset=max(i.apex, min(i.offset, last_frame))) for i in insts]

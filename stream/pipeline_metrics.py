@@ -9,7 +9,10 @@ each event (closing frame arrival to publish).
 
 Writers are the source threads and the engine thread; appends to a deque are atomic under
 the GIL, so no lock is needed on the hot path. Heartbeats read a rolling window of recent
-frames; the end-of-run summary reads every sample (kept up to ``max_samples`` per stage).
+frames. The end-of-run summary covers every sample of the run in constant memory: each stage
+(and the event latency) feeds a DDSketch quantile sketch (``ddsketch``, relative error
+``relative_accuracy``, at most ``bin_limit`` bins), so a process that runs for weeks keeps the
+same few kilobytes per stage instead of a growing list of samples.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
+from ddsketch import LogCollapsingLowestDenseDDSketch
 
 from stream.quality import is_noisy
 
-__all__ = ["STAGES", "Metrics", "StreamCounters", "percentiles"]
+__all__ = ["STAGES", "Metrics", "StreamCounters", "percentiles", "sketch_percentiles"]
 
 STAGES = ("decode", "landmarks", "features", "engine", "detector", "publish")
 
@@ -32,6 +36,14 @@ def percentiles(values, qs=(50, 90, 99)) -> dict[str, float]:
     arr = np.asarray(list(values), dtype=np.float64)
     out = {f"p{q}": (float(np.percentile(arr, q)) if arr.size else 0.0) for q in qs}
     out["n"] = int(arr.size)
+    return out
+
+
+def sketch_percentiles(sketch: LogCollapsingLowestDenseDDSketch, qs=(50, 90, 99)) -> dict[str, float]:
+    """Like :func:`percentiles`, from a quantile sketch (empty: zeros)."""
+    n = int(sketch.count)
+    out = {f"p{q}": (float(sketch.get_quantile_value(q / 100.0) or 0.0) if n else 0.0) for q in qs}
+    out["n"] = n
     return out
 
 
@@ -46,6 +58,8 @@ class StreamCounters:
     source_dropped: int = 0
     queue_dropped: int = 0
     events: int = 0
+    gaps: int = 0  # live source losses and frame gaps (open instances cut there)
+    interrupted: int = 0  # events closed early by a gap
     tracking_noise: float | None = None  # latest stream.quality.brow_jitter of its tracks
     ended: bool = False
     error: str = ""
@@ -66,16 +80,23 @@ class StreamCounters:
 
 
 class Metrics:
-    """Per-stage latency samples (ms) and per-stream counters."""
+    """Per-stage latency (ms; recent window + whole-run sketch) and per-stream counters.
 
-    def __init__(self, window: int = 300, max_samples: int = 200_000):
+    relative_accuracy: relative error of the whole-run percentiles (0.01: p99 of 40 ms is
+        reported within 0.4 ms). bin_limit: most bins per sketch (memory bound).
+    """
+
+    def __init__(self, window: int = 300, relative_accuracy: float = 0.01, bin_limit: int = 2048):
         self.window = int(window)
-        self.max_samples = int(max_samples)
         self._recent: dict[str, deque[float]] = {
             s: deque(maxlen=self.window) for s in (*STAGES, "compute")}
-        self._all: dict[str, deque[float]] = {
-            s: deque(maxlen=self.max_samples) for s in (*STAGES, "compute")}
-        self._latency: deque[float] = deque(maxlen=self.max_samples)
+
+        def sketch() -> LogCollapsingLowestDenseDDSketch:
+            return LogCollapsingLowestDenseDDSketch(relative_accuracy=relative_accuracy,
+                                                    bin_limit=bin_limit)
+
+        self._all = {s: sketch() for s in (*STAGES, "compute")}
+        self._latency = sketch()
         self.streams: dict[str, StreamCounters] = {}
         self.started = time.monotonic()
 
@@ -87,7 +108,7 @@ class Metrics:
 
     def record(self, stage: str, ms: float) -> None:
         self._recent[stage].append(ms)
-        self._all[stage].append(ms)
+        self._all[stage].add(max(0.0, ms))
 
     def record_frame(self, name: str, stages_ms: dict[str, float], faces: int) -> None:
         """All stages of one processed frame (engine thread, once the frame is done)."""
@@ -104,14 +125,15 @@ class Metrics:
         c._times.append(time.monotonic())
 
     def record_event_latency(self, ms: float) -> None:
-        self._latency.append(ms)
+        self._latency.add(max(0.0, ms))
 
     def stage_summary(self, recent: bool = False) -> dict[str, dict[str, float]]:
-        src = self._recent if recent else self._all
-        return {s: percentiles(v) for s, v in src.items()}
+        if recent:
+            return {s: percentiles(v) for s, v in self._recent.items()}
+        return {s: sketch_percentiles(v) for s, v in self._all.items()}
 
     def latency_summary(self) -> dict[str, float]:
-        return percentiles(self._latency)
+        return sketch_percentiles(self._latency)
 
     def status(self, name: str) -> dict:
         """Heartbeat body for one stream (without schema/stream/time, added by the caller)."""
@@ -130,6 +152,8 @@ class Metrics:
             "face_present": c.faces > 0,
             "tracks": c.tracks,
             "events": c.events,
+            "gaps": c.gaps,
+            "interrupted": c.interrupted,
             "tracking_noise_iod": (None if c.tracking_noise is None
                                    else round(c.tracking_noise, 5)),
             "tracking_noisy": is_noisy(c.tracking_noise),

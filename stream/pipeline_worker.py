@@ -13,6 +13,11 @@ to the engine thread through a bounded queue:
 Track lifetime: a track that has no face for more than ``max_missed_frames`` frames ends
 (its features for the missed frames are pushed as invalid, as offline); ended tracks are
 reported in the next item that gets through, so the engine can flush their open instances.
+
+Gaps (live sources): when the source reports a loss (a :class:`~stream.source_live.Gap`) or
+two frames arrive more than ``gap_s`` apart, every track of the source is cut there: a
+:class:`GapItem` (never dropped) tells the engine to close their open instances as
+*interrupted*, and the frames after the gap start new track state.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from pfes.errors import PfesError
 from stream.frames import Source
 from stream.pipeline_metrics import StreamCounters
 
-__all__ = ["TickItem", "EndItem", "SourceWorker", "openblas_threads", "set_openblas_threads"]
+__all__ = ["TickItem", "EndItem", "GapItem", "SourceWorker", "openblas_threads", "set_openblas_threads"]
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +112,19 @@ class EndItem:
     error: PfesError | None = None
 
 
+@dataclass
+class GapItem:
+    """The source lost its frames after ``frame``: ``cut`` tracks end there, interrupted
+    (``lost`` tracks had ended normally before). arrival_s: monotonic time of the gap."""
+
+    source: int
+    frame: int
+    arrival_s: float
+    reason: str
+    cut: list[int]
+    lost: list[int]
+
+
 class _Track:
     __slots__ = ("extractor", "missed")
 
@@ -136,6 +154,8 @@ class SourceWorker:
         max_missed_frames: int = 10,
         lossless: bool = False,
         pace: bool = False,
+        live: bool = False,
+        gap_s: float = 1.0,
     ):
         self.index = index
         self.source = source
@@ -147,6 +167,9 @@ class SourceWorker:
         self.max_missed_frames = int(max_missed_frames)
         self.lossless = lossless
         self.pace = pace
+        self.live = live  # read gaps from the source and from frame arrival times
+        self.gap_s = float(gap_s)
+        self._last_frame = -1
         self.thread = threading.Thread(target=self._run, name=f"src-{source.name}", daemon=True)
         self._tracks: dict[int, _Track] = {}
         self._pending_lost: list[int] = []
@@ -178,14 +201,23 @@ class SourceWorker:
     def _loop(self, tracker: Any) -> None:
         src = self.source
         fps = src.fps if src.fps and src.fps > 0 else 30.0
-        it = iter(src)
+        it: Any = src.frames(gaps=True) if self.live else iter(src)  # type: ignore[call-arg]
         t0_wall = t0_pts = None
+        gap_s = max(self.gap_s, 5.0 / fps)
+        last_arrival = None
         while not self.stop.is_set():
             t = time.perf_counter()
             try:
                 frame = next(it)
             except StopIteration:
                 return
+            if not hasattr(frame, "image"):  # a source_live.Gap: the connection was lost
+                self._cut(frame.reason, frame.at_s)
+                last_arrival = None
+                continue
+            if self.live and last_arrival is not None and frame.arrival_s - last_arrival > gap_s:
+                self._cut(f"no frame for {frame.arrival_s - last_arrival:.1f} s", frame.arrival_s)
+            last_arrival = frame.arrival_s
             decode_ms = (time.perf_counter() - t) * 1000.0
             dec = getattr(src, "last_decode_s", None)
             if dec is not None:  # live sources decode in their reader thread
@@ -241,8 +273,23 @@ class SourceWorker:
             )
             if self._put(item, block=self.lossless):
                 self._pending_lost = []
+                self._last_frame = frame.index
             else:
                 self.counters.queue_dropped += 1
+
+    def _cut(self, reason: str, at_s: float) -> None:
+        """A gap: end every track here (their open instances are interrupted)."""
+        self.counters.gaps += 1
+        if not self._tracks and not self._pending_lost:
+            return
+        log.info("%s: gap after frame %d (%s): closing %d track(s)", self.source.name,
+                 self._last_frame, reason, len(self._tracks))
+        item = GapItem(self.index, self._last_frame, at_s, reason, sorted(self._tracks),
+                       self._pending_lost)
+        self._tracks.clear()
+        self._pending_lost = []
+        self.counters.tracks = 0
+        self._put(item, block=True)
 
     def _put(self, item: Any, block: bool) -> bool:
         if not block:
@@ -256,5 +303,5 @@ class SourceWorker:
                 self.out.put(item, timeout=0.1)
                 return True
             except queue.Full:
-                if self.stop.is_set() and not isinstance(item, EndItem):
+                if self.stop.is_set() and not isinstance(item, (EndItem, GapItem)):
                     return False

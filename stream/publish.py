@@ -1,4 +1,4 @@
-"""Publishing events: a ZeroMQ PUB socket and a JSONL event file.
+"""Publishing events: a ZeroMQ PUB socket (and, re-exported, the JSONL event file).
 
 Wire format (docs/design.md): two-frame messages ``[topic, json]`` with topics
 ``event.<stream>``, ``intensity.<stream>`` and ``status.<stream>``. The socket is an XPUB
@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from collections import deque
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from pfes.errors import DependencyError, InputError
+from stream.events_file import EventWriter  # the --events JSONL file (re-exported)
 
 __all__ = [
     "DEFAULT_ENDPOINT",
@@ -120,6 +119,14 @@ class ZmqPublisher(Publisher):
     sndhwm: per-subscriber queue limit in messages.
     replay_events: how many recent ``event.*`` messages a new subscriber is sent.
     context: a ``zmq.Context`` (default: the process-wide instance).
+    linger_s: at :meth:`close`, wait at most this long for queued messages to reach the
+        subscribers (0: drop them). With a positive linger and no ``context`` the publisher
+        owns its context and terminates it at close, which is what makes ZeroMQ actually
+        deliver before the process exits; the wait is bounded by ``linger_s``.
+    curve: a :class:`stream.curve.CurveServer`: encrypt, and admit only its clients
+        (stream/curve.py); None: plain TCP.
+    journal: a :class:`stream.journal.EventJournal`; every event is appended to it before it
+        is sent, so that anything a subscriber could have seen can be replayed.
     """
 
     def __init__(
@@ -128,19 +135,41 @@ class ZmqPublisher(Publisher):
         sndhwm: int = 1000,
         replay_events: int = 256,
         context: Any = None,
+        linger_s: float = 0.0,
+        curve: Any = None,
+        journal: Any = None,
     ):
         zmq = import_zmq()
         self._zmq = zmq
         check_endpoint(endpoint)
-        self._ctx = context or zmq.Context.instance()
+        self.linger_s = max(0.0, float(linger_s))
+        self._own_ctx = context is None and (self.linger_s > 0 or curve is not None)
+        self._ctx = context or (zmq.Context() if self._own_ctx else zmq.Context.instance())
+        self.context = self._ctx
+        self.journal = journal
         sock = self._ctx.socket(zmq.XPUB)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, int(sndhwm))
         sock.setsockopt(zmq.XPUB_VERBOSER, 1)  # see every (un)subscribe, also repeated ones
+        self._auth = None
+        if curve is not None:
+            from zmq.auth import CURVE_ALLOW_ANY
+            from zmq.auth.thread import ThreadAuthenticator
+
+            self._auth = ThreadAuthenticator(self._ctx, log=log)
+            self._auth.start()
+            allowed = CURVE_ALLOW_ANY if curve.clients_dir is None else str(curve.clients_dir)
+            self._auth.configure_curve(domain="*", location=allowed)
+            sock.curve_secretkey = curve.secret
+            sock.curve_publickey = curve.public
+            sock.curve_server = True
         try:
             sock.bind(endpoint)
         except zmq.ZMQError as e:
             sock.close(0)
+            self._stop_auth()
+            if self._own_ctx:
+                self._ctx.term()
             raise InputError(f"cannot publish on {endpoint}: {e}") from e
         self._sock = sock
         self.endpoint = sock.getsockopt(zmq.LAST_ENDPOINT).decode()
@@ -232,6 +261,9 @@ class ZmqPublisher(Publisher):
         data = _encode(body)
         t = topic.encode()
         if topic.startswith("event."):
+            if self.journal is not None:
+                seq = body["seq"] if isinstance(body, dict) else json.loads(data)["seq"]
+                self.journal.append(int(seq), data)
             self._events.append((t, data))
         else:
             self._last[topic] = data
@@ -240,40 +272,13 @@ class ZmqPublisher(Publisher):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._sock.close(0)  # linger 0: never hang on exit waiting for subscribers
+            # bounded linger: never hang on exit waiting for a subscriber that does not read
+            self._sock.close(int(self.linger_s * 1000))
+            self._stop_auth()
+            if self._own_ctx:
+                self._ctx.term()  # returns once queued messages are out or linger_s is over
 
-
-class EventWriter:
-    """Append events as JSON lines to a file (``"-"``: stdout), flushed after every event,
-    so that events already emitted survive a crash or Ctrl-C."""
-
-    def __init__(self, path: str | Path):
-        self.path = str(path)
-        self._own = self.path != "-"
-        if self._own:
-            p = Path(self.path)
-            if p.parent and not p.parent.exists():
-                raise InputError(f"cannot write events to {p}: folder {p.parent} does not exist")
-            try:
-                self._fh: IO[str] = open(p, "w", encoding="utf-8")  # noqa: SIM115
-            except OSError as e:
-                raise InputError(f"cannot write events to {p}: {e.strerror}") from e
-        else:
-            self._fh = sys.stdout
-        self.written = 0
-
-    def write(self, event: Any) -> None:
-        text = event.to_json() if hasattr(event, "to_json") else json.dumps(event)
-        self._fh.write(text + "\n")
-        self._fh.flush()
-        self.written += 1
-
-    def close(self) -> None:
-        if self._own and not self._fh.closed:
-            self._fh.close()
-
-    def __enter__(self) -> EventWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def _stop_auth(self) -> None:
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None

@@ -65,6 +65,7 @@ class FileSource(Source):
         self.size = (0, 0)
         self.dropped = 0
         self.n_frames = 0  # container's frame count if known, else 0
+        self.decoded = 0  # frames decoded so far
         self._container: Any = None
         self._stream: Any = None
 
@@ -139,8 +140,13 @@ class FileSource(Source):
                         time.sleep(wait)
                 yield Frame(index=index, image=image, pts_s=pts, arrival_s=time.monotonic())
                 index += 1
+                self.decoded = index
         except av.FFmpegError as e:
             raise SourceError(f"error decoding {self.path} at frame {index}: {e}") from e
+        # the whole file was read (a consumer that stopped early never gets here)
+        if self.n_frames and index < self.n_frames:
+            log.warning("%s: decoded %d of the %d frames the container lists: the file is "
+                        "truncated or damaged", self.path, index, self.n_frames)
 
     def __repr__(self) -> str:
         return f"FileSource({str(self.path)!r}, realtime={self.realtime})"

@@ -10,10 +10,19 @@ across reconnects) and is what events report; ``Frame.arrival_s`` is ``time.mono
 when the reader got the frame, which is what latency is measured from.
 
 Connection loss is never fatal once a source has delivered: the reader retries with
-exponential backoff (``backoff_initial_s`` doubling up to ``backoff_max_s``), logs each
-attempt, and exposes ``connected``, ``reconnects`` and ``last_error`` for the status
-heartbeat. Failing to connect at ``open()`` raises :class:`~pfes.errors.SourceError`
-(exit code 3), so a wrong address is reported at once.
+exponential backoff (``backoff_initial_s`` doubling up to ``backoff_max_s``, back to
+``backoff_initial_s`` once a connection delivers again), logs each attempt, and exposes
+``connected``, ``reconnects``, ``losses`` and ``last_error`` for the status heartbeat.
+Failing to connect at ``open()`` raises :class:`~pfes.errors.SourceError` (exit code 3), so a
+wrong address is reported at once.
+
+A **watchdog** makes a silent camera a loss too: each connection is read in its own thread,
+and when it delivers no frame for ``read_timeout_s`` (a frozen server whose TCP connection
+stays open, a stuck driver) the source declares the connection lost without waiting for the
+decoder, abandons it (the stuck thread ends at its next frame or when FFmpeg's socket timeout
+fires, and its frames are ignored meanwhile) and reconnects. ``frames(gaps=True)`` yields a
+:class:`Gap` marker at each loss, between the last frame before it and the first after, so
+the pipeline can close what was open at the loss.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,7 +40,7 @@ from pfes.errors import SourceError
 from stream.frames import Frame, Source
 from stream.source_file import av_to_rgb, import_av
 
-__all__ = ["LiveSource", "RtspSource", "WebcamSource", "RTSP_OPTIONS"]
+__all__ = ["Gap", "LiveSource", "RtspSource", "WebcamSource", "RTSP_OPTIONS"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +56,16 @@ RTSP_OPTIONS = {
 
 # A raw decoded frame: (payload, convert(payload) -> RGB image, pts_s or None, decode_s)
 _Raw = tuple[Any, Callable[[Any], np.ndarray], float | None, float]
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Yielded by ``frames(gaps=True)`` where the source lost its connection: the frames
+    before and after it are not continuous. reason: why (``last_error``); at_s: monotonic time
+    the loss was declared."""
+
+    reason: str
+    at_s: float
 
 
 class LiveSource(Source):
@@ -77,7 +97,9 @@ class LiveSource(Source):
         self.skipped_at_start = 0  # replaced before the consumer started reading
         self.connected = False
         self.reconnects = 0
+        self.losses = 0  # connections lost after delivering (watchdog or error)
         self.last_error = ""
+        self.last_frame_at = 0.0  # monotonic arrival of the newest frame
         self.last_decode_s = 0.0  # decode + colour conversion of the last yielded frame
         self._cond = threading.Condition()
         self._slot: tuple[int, _Raw, float] | None = None  # (index, raw, arrival_s)
@@ -88,6 +110,9 @@ class LiveSource(Source):
         self._thread: threading.Thread | None = None
         self._pts_offset = 0.0
         self._last_pts = float("-inf")
+        self._gen = 0  # connection generation: frames of an abandoned connection are ignored
+        self._loss_index = 0  # frames numbered below this came before the latest loss
+        self._pump: threading.Thread | None = None
 
     # -- subclass hook ---------------------------------------------------------------------
     def _connect(self) -> Iterator[_Raw]:
@@ -114,9 +139,9 @@ class LiveSource(Source):
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-        t = self._thread
-        if t is not None and t is not threading.current_thread():
-            t.join(timeout=self.read_timeout_s + 1.0)
+        for t in (self._thread, self._pump):
+            if t is not None and t is not threading.current_thread():
+                t.join(timeout=self.read_timeout_s + 1.0)
 
     def interrupt(self) -> None:
         """Make ``frames()`` end soon (from any thread); ``close()`` still releases the device."""
@@ -129,31 +154,45 @@ class LiveSource(Source):
 
     # -- reader thread ---------------------------------------------------------------------
     def _reader(self) -> None:
+        """Supervise connections: start one, watch it, declare it lost, back off, retry."""
         backoff = self.backoff_initial_s
         delivered_before = False
         while not self._stop.is_set():
-            try:
-                for raw in self._connect():
-                    if self._stop.is_set():
-                        break
-                    if not self.connected:
-                        self.connected = True
-                        if delivered_before:
-                            log.warning("%s: reconnected", self.name)
-                    self._put(raw)
-                    delivered_before = True
-                    backoff = self.backoff_initial_s
-                    self._first.set()
-                if not self._stop.is_set():
-                    self.last_error = "stream ended"
-            except SourceError as e:
-                self.last_error = str(e)
-            except Exception as e:  # third-party decode errors: translate, keep going
-                self.last_error = f"{type(e).__name__}: {e}"
-            self.connected = False
+            gen = self._gen
+            done = threading.Event()
+            delivered = threading.Event()
+            started = time.monotonic()
+            pump = threading.Thread(target=self._read_connection, args=(gen, done, delivered),
+                                    name=f"conn-{self.name}", daemon=True)
+            self._pump = pump
+            pump.start()
+            while not done.wait(0.1) and not self._stop.is_set():
+                # the watchdog: no frame for read_timeout_s (open_timeout_s + read_timeout_s
+                # for a connection that has not delivered yet) is a loss
+                now = time.monotonic()
+                if delivered.is_set():
+                    silent, limit = now - self.last_frame_at, self.read_timeout_s
+                else:
+                    silent, limit = now - started, self.open_timeout_s + self.read_timeout_s
+                if silent > limit:
+                    self._gen += 1  # first: the abandoned thread no longer sets last_error
+                    self.last_error = f"no frame for {silent:.1f} s"
+                    break
+            self._gen += 1  # abandon this connection (its thread ends at its next frame)
+            if delivered.is_set():
+                delivered_before = True
+                backoff = self.backoff_initial_s  # it worked: the next wait starts short again
+            if self.connected:
+                with self._cond:
+                    self.connected = False
+                    self.losses += 1
+                    self._loss_index = self.decoded
+                    self._cond.notify_all()
             if self._stop.is_set():
                 break
             if not delivered_before or not self.reconnect:
+                if delivered_before:
+                    log.warning("%s: connection lost (%s)", self.name, self.last_error)
                 break  # never connected: open() reports it; or a source that just ends
             log.warning("%s: connection lost (%s); retrying in %.1f s", self.name, self.last_error, backoff)
             if self._stop.wait(backoff):
@@ -164,6 +203,38 @@ class LiveSource(Source):
             self._ended = True
             self._cond.notify_all()
         self._first.set()
+
+    def _read_connection(self, gen: int, done: threading.Event, delivered: threading.Event) -> None:
+        """One connection (its own thread): frames into the slot until it ends or is abandoned."""
+        frames = self._connect()
+        try:
+            for raw in frames:
+                if self._stop.is_set() or gen != self._gen:
+                    break
+                if not self.connected:
+                    self.connected = True
+                    if self.losses:
+                        log.warning("%s: reconnected", self.name)
+                delivered.set()
+                self._put(raw)
+                self._first.set()
+            else:
+                if not self._stop.is_set() and gen == self._gen:
+                    self.last_error = "stream ended"
+        except SourceError as e:
+            if gen == self._gen:
+                self.last_error = str(e)
+        except Exception as e:  # third-party decode errors: translate, keep going
+            if gen == self._gen:
+                self.last_error = f"{type(e).__name__}: {e}"
+        finally:
+            close = getattr(frames, "close", None)
+            try:
+                if close is not None:
+                    close()  # releases the device / socket now, not at garbage collection
+            except Exception:  # pragma: no cover
+                log.debug("closing a connection failed", exc_info=True)
+            done.set()
 
     def _put(self, raw: _Raw) -> None:
         arrival = time.monotonic()
@@ -176,6 +247,7 @@ class LiveSource(Source):
                 self.skipped_at_start += 1
             self._slot = (self.decoded, raw, arrival)
             self.decoded += 1
+            self.last_frame_at = arrival
             self._cond.notify()
 
     def _pts(self, raw_pts: float | None, arrival: float) -> float:
@@ -191,15 +263,24 @@ class LiveSource(Source):
         return pts
 
     # -- consumer --------------------------------------------------------------------------
-    def frames(self) -> Iterator[Frame]:
+    def frames(self, gaps: bool = False) -> Iterator[Any]:
+        """Frames as they come (newest only); with ``gaps``, also a :class:`Gap` at each loss
+        (several losses with no frame between them make one Gap)."""
         if self._thread is None:
             self.open()
         self._consuming = True
+        seen = self.losses
         while True:
             with self._cond:
-                while self._slot is None and not self._ended and not self._stop.is_set():
+                while (self._slot is None and not self._ended and not self._stop.is_set()
+                       and not (gaps and self.losses != seen)):
                     self._cond.wait(0.5)
-                if self._slot is None:
+                lost = gaps and self.losses != seen
+                if self._slot is None or (lost and self._slot[0] >= self._loss_index):
+                    if lost:  # before any frame that came after the loss
+                        seen = self.losses
+                        yield Gap(self.last_error, time.monotonic())
+                        continue
                     return
                 index, (payload, convert, raw_pts, decode_s), arrival = self._slot
                 self._slot = None
@@ -220,15 +301,18 @@ def _av_frames(container: Any, stop: threading.Event, src: LiveSource) -> Iterat
     stream.thread_type = "AUTO"
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     src.fps = float(rate) if rate else (src.fps or 30.0)
-    t0 = time.perf_counter()
-    for vf in container.decode(stream):
+    # demux and decode apart: demuxing waits for the camera (a frame interval on a live feed),
+    # which is not decode work and must not count as per-frame compute
+    for packet in container.demux(stream):
         if stop.is_set():
             return
-        decode_s = time.perf_counter() - t0
-        if src.size == (0, 0):
-            src.size = (int(vf.width), int(vf.height))
-        yield (vf, _av_rgb, None if vf.time is None else float(vf.time), decode_s)
         t0 = time.perf_counter()
+        frames = packet.decode()
+        decode_s = (time.perf_counter() - t0) / max(1, len(frames))
+        for vf in frames:
+            if src.size == (0, 0):
+                src.size = (int(vf.width), int(vf.height))
+            yield (vf, _av_rgb, None if vf.time is None else float(vf.time), decode_s)
 
 
 class RtspSource(LiveSource):
@@ -243,10 +327,12 @@ class RtspSource(LiveSource):
 
     def _connect(self) -> Iterator[_Raw]:
         av = import_av()
+        # FFmpeg's own socket I/O timeout (microseconds) ends a read stuck on a silent server
+        options = dict(RTSP_OPTIONS, timeout=str(int(self.read_timeout_s * 1e6)))
         try:
             container = av.open(
                 self.url,
-                options=dict(RTSP_OPTIONS),
+                options=options,
                 timeout=(self.open_timeout_s, self.read_timeout_s),
             )
         except (av.FFmpegError, OSError) as e:
@@ -255,6 +341,8 @@ class RtspSource(LiveSource):
             if not container.streams.video:
                 raise SourceError("no video stream")
             yield from _av_frames(container, self._stop, self)
+        except av.ExitError as e:  # PyAV's read timeout interrupted FFmpeg
+            raise SourceError(f"no frame for {self.read_timeout_s:.1f} s (read timeout)") from e
         except av.FFmpegError as e:
             raise SourceError(f"{type(e).__name__}: {e}") from e
         finally:

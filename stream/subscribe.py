@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 from stream.publish import DEFAULT_ENDPOINT, check_endpoint, import_zmq
 
-__all__ = ["Message", "Subscriber", "SeqTracker", "SeqResult"]
+__all__ = ["Message", "Subscriber", "SeqTracker", "SeqResult", "LagMeter"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ class Subscriber:
     """SUB socket connected to ``endpoint`` and subscribed to topic prefixes.
 
     topics: prefixes such as ``"event."`` or ``"status.cam1"``; ``("",)`` means everything.
+    curve: a :class:`stream.curve.CurveClient` for a publisher that uses CURVE.
     """
 
     def __init__(
@@ -44,6 +46,7 @@ class Subscriber:
         topics: tuple[str, ...] | list[str] = ("event.", "status."),
         context: Any = None,
         rcvhwm: int = 10000,
+        curve: Any = None,
     ):
         zmq = import_zmq()
         self._zmq = zmq
@@ -53,6 +56,10 @@ class Subscriber:
         sock = self._ctx.socket(zmq.SUB)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RCVHWM, int(rcvhwm))
+        if curve is not None:
+            sock.curve_secretkey = curve.secret
+            sock.curve_publickey = curve.public
+            sock.curve_serverkey = curve.server_public
         for t in topics:
             sock.setsockopt(zmq.SUBSCRIBE, t.encode())
         sock.connect(endpoint)
@@ -136,3 +143,39 @@ class SeqTracker:
         elif self.missed > 0:
             self.missed -= 1  # a late replay filled part of an earlier gap
         return SeqResult(new=True, missed=missed, restarted=restarted)
+
+
+class LagMeter:
+    """How far a subscriber is behind its publisher.
+
+    Messages wait in two queues on their way (the publisher's per-subscriber queue, ``sndhwm``,
+    and the subscriber's, ``rcvhwm``), so a status read from the same socket as the events is
+    as late as they are. Feed :meth:`publisher` from a second, always-drained socket
+    subscribed to ``status.`` only (its queue stays short, so it holds the publisher's
+    current ``last_seq``), and :meth:`read` with each event read from the main socket.
+
+    behind_events: the publisher's latest seq minus the newest seq read (0 when caught up).
+    behind_s: wall-clock age of the newest event read (``emitted_at``; the publisher's and the
+        subscriber's clocks must agree, which they do on one machine).
+    """
+
+    def __init__(self) -> None:
+        self.publisher_seq = -1
+        self.read_seq = -1
+        self.behind_s = 0.0
+
+    def publisher(self, status: dict) -> None:
+        seq = status.get("last_seq")
+        if isinstance(seq, int):
+            self.publisher_seq = max(self.publisher_seq, seq)
+
+    def read(self, event: dict, now: float | None = None) -> None:
+        self.read_seq = max(self.read_seq, int(event["seq"]))
+        self.publisher_seq = max(self.publisher_seq, self.read_seq)
+        stamp = event.get("emitted_at")
+        if isinstance(stamp, (int, float)):
+            self.behind_s = max(0.0, (time.time() if now is None else now) - float(stamp))
+
+    @property
+    def behind_events(self) -> int:
+        return max(0, self.publisher_seq - self.read_seq)

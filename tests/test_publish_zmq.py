@@ -112,9 +112,11 @@ def test_event_schema_roundtrip_and_validation():
     assert list(d) == [
         "schema", "seq", "stream", "track", "kind", "onset_frame", "apex_frame", "offset_frame",
         "onset_s", "apex_s", "offset_s", "score", "class_prob", "emitted_frame", "emitted_at",
-        "latency_ms", "what", "moved",
+        "latency_ms", "interrupted", "what", "moved",
     ]
     assert parse_event(ev.to_json()) == ev
+    v1 = {k: v for k, v in d.items() if k != "interrupted"}  # schema 1 still parses
+    assert parse_event({**v1, "schema": "pfes.event/1"}).interrupted is False
     bad = dict(d)
     del bad["latency_ms"]
     with pytest.raises(InputError, match="lacks"):

@@ -3,8 +3,9 @@
 No SOURCE runs the bundled demo clip (stream/assets/demo.mp4) and compares what it finds with
 the clip's known expressions (stream/assets/demo.json). Each event is printed as it happens
 with its latency; at the end a short summary (frames, events, stage latency percentiles;
-``--stats`` for the full per-stage table). Ctrl-C stops cleanly: expressions still open are
-flushed and published, the summary is printed, and the exit code is 0.
+``--stats`` for the full per-stage table). SIGTERM, SIGHUP and Ctrl-C (SIGINT) stop cleanly:
+expressions still open are flushed and published, the summary is printed, and the exit code is
+0 (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ HELP = "spot facial expressions live in files, webcams or RTSP cameras and publi
 _ASSETS = Path(__file__).resolve().parents[2] / "stream" / "assets"
 DEMO_CLIP = _ASSETS / "demo.mp4"
 DEMO_TRUTH = _ASSETS / "demo.json"
+CLOSE_LINGER_S = 2.0  # at most this long at exit to hand queued messages to subscribers
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "brief-run verifier): more micro-expressions found, more false alarms; "
                         "worth it in poor light (docs/live.md, Dim light)")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="S",
-                        help="live sources: seconds to wait when connecting or reading (default 10)")
+                        help="live sources: seconds to wait when connecting or reading; no frame "
+                        "for S seconds is a lost camera: reconnect (default 10)")
     parser.add_argument("--face-model", metavar="TASK", default=None,
                         help="use MediaPipe Tasks FaceLandmarker with this face_landmarker.task "
                         "file, and its blendshape model (needed by mediapipe >= 0.10.30; "
@@ -76,6 +79,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(onset - 0.5 s to offset)")
     parser.add_argument("--snapshots-max-mb", type=float, default=500.0, metavar="MB",
                         help="size limit of the --snapshots folder, oldest files out (default 500)")
+    parser.add_argument("--journal", metavar="DIR", default=None,
+                        help="keep published events in an on-disk journal in DIR and answer "
+                        "replay requests (pfes listen --since; docs/operations.md)")
+    parser.add_argument("--journal-endpoint", metavar="ENDPOINT", default=None,
+                        help="replay socket of --journal (default tcp://127.0.0.1:5557)")
+    parser.add_argument("--journal-max-mb", type=float, default=64.0, metavar="MB",
+                        help="--journal keeps at most this much (default 64)")
+    parser.add_argument("--journal-max-age-h", type=float, default=168.0, metavar="H",
+                        help="--journal drops events older than this (default 168 = 7 days)")
+    parser.add_argument("--curve-secret", metavar="FILE", default=None,
+                        help="encrypt events with ZeroMQ CURVE: this publisher's .key_secret "
+                        "file (pfes keys; docs/operations.md)")
+    parser.add_argument("--curve-clients", metavar="DIR", default=None,
+                        help="with --curve-secret: only clients whose public .key file is in "
+                        "DIR may subscribe (default: any client that has the server key)")
 
 
 def _open_model(path: str | None, classify_at: str | None, no_verifier: bool = False) -> tuple[Any, Any]:
@@ -128,6 +146,16 @@ def _format_event(ev: Any) -> str:
             f"score {ev.score:.2f}  p {ev.class_prob:.2f}  latency {ev.latency_ms:.1f} ms{tail}")
 
 
+def _silence(stream: Any) -> None:
+    """Point a closed console stream at /dev/null; ZeroMQ and the events file go on."""
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, stream.fileno())
+        os.close(fd)
+    except (OSError, ValueError):
+        pass
+
+
 def _match_truth(events: list, truth: list[dict]) -> dict:
     from training.evaluate import Interval, match_video
 
@@ -177,10 +205,10 @@ def _summary(report: Any, names: list[str], truth: list[dict] | None, stats: boo
 def main(args: argparse.Namespace) -> int:
     from engine.runtime import StreamEngine
     from pfes.errors import InputError
-    from stream.features import FeatureExtractor, config_from_spec
-    from stream.pipeline import Pipeline, PipelineConfig
-    from stream.publish import EventWriter, NullPublisher, ZmqPublisher, check_endpoint
-    from stream.sources import SourceSpec, open_source, parse_source, unique_names
+    from pfes.stops import StopRequested, StopSignals
+    from stream.features import config_from_spec
+    from stream.publish import check_endpoint
+    from stream.sources import SourceSpec, parse_source, unique_names
 
     if args.max_faces < 1:
         raise InputError(f"--max-faces must be >= 1, got {args.max_faces}")
@@ -188,6 +216,25 @@ def main(args: argparse.Namespace) -> int:
         raise InputError(f"--timeout must be > 0, got {args.timeout}")
     if args.publish != "off":
         check_endpoint(args.publish)
+    curve = None
+    if args.curve_secret or args.curve_clients:
+        from stream.curve import load_server
+
+        if not args.curve_secret:
+            raise InputError("--curve-clients needs --curve-secret")
+        curve = load_server(args.curve_secret, args.curve_clients)
+    args.curve = curve
+    if args.journal:
+        if args.publish == "off":
+            raise InputError("--journal needs --publish (it replays what was published)")
+        if not (args.journal_max_mb > 0 and args.journal_max_age_h > 0):
+            raise InputError("--journal-max-mb and --journal-max-age-h must be > 0")
+        check_endpoint(args.journal_endpoint or "tcp://127.0.0.1:5557")
+        from stream.journal import EventJournal
+
+        # opened here, before any camera: a bad folder is exit 2 at once
+        args.journal_log = EventJournal(args.journal, max_bytes=int(args.journal_max_mb * 2**20),
+                                        max_age_s=args.journal_max_age_h * 3600.0)
     truth = None
     if args.sources:
         specs = unique_names([parse_source(s) for s in args.sources])
@@ -201,18 +248,18 @@ def main(args: argparse.Namespace) -> int:
     # stdout stays clean JSON lines when --events -; human lines then go to stderr
     out = sys.stderr if args.events == "-" else sys.stdout
 
-    snaps = _snapshots(args)
-    prom = metrics_server = None
+    args.snaps = _snapshots(args)
+    args.prom = None
     if args.metrics_port is not None:
-        from stream.prometheus import MetricsServer, PromMetrics
+        from stream.prometheus import PromMetrics
 
-        prom = PromMetrics()
+        args.prom = PromMetrics()
     ckpt, det = _open_model(args.model, args.classify_at, args.no_verifier)
-    bs_model = None
+    args.bs_model = None
     if not args.no_real_face:
         from stream.blendshapes import load_blendshape_model
 
-        bs_model = load_blendshape_model(args.face_model)  # ModelError (exit 4) says how to get it
+        args.bs_model = load_blendshape_model(args.face_model)  # ModelError (exit 4) says how to get it
     feat_cfg = config_from_spec(ckpt.meta["feature_spec"])  # the settings it was trained on
     if args.backend in ("torch", "compile"):
         import torch
@@ -222,6 +269,35 @@ def main(args: argparse.Namespace) -> int:
         torch.set_num_threads(1)
     engine = StreamEngine(ckpt.net, backend=args.backend,
                           max_streams=max(8, 2 * len(specs) * args.max_faces))
+    with StopSignals() as stops:
+        try:
+            report, names = _run(args, specs, engine, det, feat_cfg, out, stops)
+        except StopRequested as e:
+            if len(stops.received) > 1:  # a second Ctrl-C while flushing
+                print(f"pfes run: {e.signame} again: the flush was abandoned", file=sys.stderr)
+                return 130
+            print(f"stopped by {e.signame} before the pipeline started", file=sys.stderr)
+            return 0  # nothing was open yet
+        _summary(report, names, truth, args.stats, out)
+        if report.interrupted:
+            print(f"stopped by {stops.signame or 'SIGINT'}; open expressions were flushed",
+                  file=sys.stderr)
+    if report.errors:
+        for name, err in report.errors.items():
+            print(f"pfes run: error: {name}: {err}", file=sys.stderr)
+        return max(e.exit_code for e in report.errors.values())
+    return 0
+
+
+def _run(args: argparse.Namespace, specs: list, engine: Any, det: Any, feat_cfg: Any, out: Any,
+         stops: Any) -> tuple[Any, list[str]]:
+    from stream.features import FeatureExtractor
+    from stream.pipeline import Pipeline, PipelineConfig
+    from stream.publish import EventWriter, NullPublisher, ZmqPublisher
+    from stream.sources import open_source
+
+    snaps, prom, bs_model = args.snaps, args.prom, args.bs_model
+    metrics_server = None
     sources = []
     try:
         for spec in specs:
@@ -233,9 +309,22 @@ def main(args: argparse.Namespace) -> int:
         for src in sources:
             w, h = src.size
             print(f"{src.name}: {w}x{h} @ {src.fps:.2f} fps", file=sys.stderr)
-        publisher = NullPublisher() if args.publish == "off" else ZmqPublisher(args.publish)
+        # linger: the last events (those flushed at a stop) still reach connected subscribers
+        journal = getattr(args, "journal_log", None)
+        server = None
+        publisher = (NullPublisher() if args.publish == "off"
+                     else ZmqPublisher(args.publish, linger_s=CLOSE_LINGER_S, curve=args.curve,
+                                       journal=journal))
         writer = EventWriter(args.events) if args.events else None
         try:
+            if journal is not None:
+                from stream.journal import DEFAULT_JOURNAL_ENDPOINT, JournalServer
+
+                server = JournalServer(journal, args.journal_endpoint or DEFAULT_JOURNAL_ENDPOINT,
+                                       context=getattr(publisher, "context", None),
+                                       curve=args.curve)
+                print(f"journal {args.journal} (next seq {journal.next_seq}); replay on "
+                      f"{server.endpoint}", file=sys.stderr)
             if args.publish != "off":
                 print(f"publishing events on {publisher.endpoint}", file=sys.stderr)
                 if args.wait_subscribers and isinstance(publisher, ZmqPublisher) and not publisher.wait_for_subscribers(
@@ -243,14 +332,22 @@ def main(args: argparse.Namespace) -> int:
                     print("no subscriber came within 10 s; starting anyway", file=sys.stderr)
 
             if prom is not None:
+                from stream.prometheus import MetricsServer
+
                 metrics_server = MetricsServer(prom, sources, publisher, port=args.metrics_port,
                                                host=args.metrics_host)
                 print(f"metrics on {metrics_server.url}", file=sys.stderr, flush=True)
+            console = [True]
 
             def show(ev: Any) -> None:
-                print(_format_event(ev), file=out, flush=True)
                 if prom is not None:
                     prom.count_event(ev)
+                if console[0]:
+                    try:
+                        print(_format_event(ev), file=out, flush=True)
+                    except (BrokenPipeError, ValueError):  # `pfes run | head`: keep spotting
+                        console[0] = False
+                        _silence(out)
 
             def tracker(src: Any) -> Any:
                 from stream.tracker import make_tracker
@@ -275,23 +372,29 @@ def main(args: argparse.Namespace) -> int:
                             config=PipelineConfig(realtime=not args.fast),
                             annotate=snaps.annotate if snaps is not None else None,
                             metrics=prom)
+            if journal is not None:  # seq goes on from the journal's: unique across restarts
+                from stream.events import EventSequencer
+
+                pipe.sequencer = EventSequencer(journal.next_seq)
             report = pipe.run()
+            stops.disarm()  # the run is over: a signal now must not lose the report
         finally:
             if metrics_server is not None:
                 metrics_server.close()
             if snaps is not None:
                 snaps.close()
+            if server is not None:
+                server.close()
             publisher.close()
+            if journal is not None:
+                journal.close()
             if writer is not None:
                 writer.close()
+                if writer.pending or writer.lost:
+                    print(f"pfes run: warning: {writer.pending + writer.lost} event(s) could not "
+                          f"be written to {writer.path} ({writer.error or 'see the log'})",
+                          file=sys.stderr)
     finally:
         for s in sources:
             s.close()
-    _summary(report, [s.name for s in sources], truth, args.stats, out)
-    if report.interrupted:
-        print("stopped by Ctrl-C; open expressions were flushed", file=sys.stderr)
-    if report.errors:
-        for name, err in report.errors.items():
-            print(f"pfes run: error: {name}: {err}", file=sys.stderr)
-        return max(e.exit_code for e in report.errors.values())
-    return 0
+    return report, [s.name for s in sources]

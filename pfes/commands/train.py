@@ -119,6 +119,7 @@ def main(args: argparse.Namespace) -> int:
     if not 0.0 <= args.despike <= 1.0:
         raise InputError(f"--despike must be in [0, 1] IOD, got {args.despike}")
     check_output_file(args.out, "model")
+    _check_labels(args.data)
     overrides = {field: getattr(args, flag) for flag, field in _OVERRIDES.items()
                  if getattr(args, flag) is not None}
     if args.epochs is not None:
@@ -133,3 +134,13 @@ def main(args: argparse.Namespace) -> int:
                 features=FeatureConfig(despike_iod=args.despike, stable_set=args.stable_set),
                 progress=lambda m: print(f"pfes train: {m}", file=sys.stderr, flush=True))
     return 0
+
+
+def _check_labels(data: str) -> None:
+    """A dataset without a single labelled expression trains nothing: exit 2, not a model."""
+    from pfes.errors import InputError
+    from training.dataset import load_dataset
+
+    if not load_dataset(data).annotations:
+        raise InputError(f"{data}/annotations.csv lists no expressions (only a header?); "
+                         "training needs labelled expressions")
