@@ -119,7 +119,6 @@ def main(args: argparse.Namespace) -> int:
     if not 0.0 <= args.despike <= 1.0:
         raise InputError(f"--despike must be in [0, 1] IOD, got {args.despike}")
     check_output_file(args.out, "model")
-    _check_labels(args.data)
     overrides = {field: getattr(args, flag) for flag, field in _OVERRIDES.items()
                  if getattr(args, flag) is not None}
     if args.epochs is not None:
@@ -130,6 +129,7 @@ def main(args: argparse.Namespace) -> int:
         weight_overrides = {f.name: getattr(preset, f.name) for f in dataclasses.fields(preset)
                             if not f.name.endswith("_form")}
     cfg = recipe_config(args.recipe, overrides, weight_overrides)
+    _check_labels(args.data)
     train_model(args.data, args.out, cfg, val_fraction=args.val_fraction,
                 features=FeatureConfig(despike_iod=args.despike, stable_set=args.stable_set),
                 progress=lambda m: print(f"pfes train: {m}", file=sys.stderr, flush=True))

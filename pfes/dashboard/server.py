@@ -252,7 +252,6 @@ def make_app(
             await asyncio.get_running_loop().run_in_executor(None, subs.stop)
 
     app = web.Application(middlewares=[auth])
-    app["state"] = state
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/ws", ws_handler)
