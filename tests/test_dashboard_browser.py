@@ -104,6 +104,9 @@ class _Procs:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+            for f in (p.stdin, p.stdout, p.stderr):
+                if f is not None:
+                    f.close()
 
 
 @pytest.fixture
