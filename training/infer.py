@@ -77,10 +77,12 @@ def predict_instances_real_face(
     fps: float,
     blendshape_model,
     detector: DetectorConfig | None = None,
+    blendshapes: np.ndarray | None = None,
 ) -> list[Instance]:
     """As :func:`predict_instances` with the live pipeline's real-face stage
     (``stream.expression.RealFaceSpotter``), pushed frame by frame exactly as live.
-    Offsets are clipped to the last frame."""
+    Offsets are clipped to the last frame. ``blendshapes``: (T, 52) from
+    ``blendshapes_per_frame`` if the caller already has them."""
     import dataclasses
 
     from stream.expression import RealFaceSpotter
@@ -89,7 +91,8 @@ def predict_instances_real_face(
     inten, apex = predict_curves(ckpt.net, feats, fvalid)
     from stream.expression import blendshapes_per_frame
 
-    bs = blendshapes_per_frame(blendshape_model, landmarks, valid)
+    bs = blendshapes if blendshapes is not None else blendshapes_per_frame(
+        blendshape_model, landmarks, valid)
     sp = RealFaceSpotter(detector or detector_config_of(ckpt), fps)
     out: list[Instance] = []
     for t in range(len(inten)):

@@ -266,8 +266,9 @@ def evaluate_real_videos(
         if bsm is not None:
             from stream.expression import blendshapes_per_frame, what_moved
 
-            insts = predict_instances_real_face(ckpt, s.landmarks, s.valid, s.fps, bsm)
             bs = blendshapes_per_frame(bsm, s.landmarks, s.valid)
+            insts = predict_instances_real_face(ckpt, s.landmarks, s.valid, s.fps, bsm,
+                                                blendshapes=bs)
             desc = [what_moved(bs, i.onset, i.apex) for i in insts]
         else:
             insts = predict_instances(ckpt, s.landmarks, s.valid, s.fps)
